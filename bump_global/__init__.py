@@ -1,0 +1,223 @@
+"""bump_global: a process-wide bump allocator for CPython.
+
+Call :func:`install` once, early: from then on every allocation the chosen
+allocator domains make is served from one large virtual region by bumping an
+offset, and freeing is a no-op.  Memory only grows, so this suits short-lived,
+allocation-heavy programs and memory experiments ("what would it cost never to
+free?").  :func:`stats`, :func:`memory` and :func:`report` tell what it did.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+from bump_global import _region
+from bump_global._config import (
+    DEFAULT_ON_EXHAUSTED,
+    DEFAULT_SCOPE,
+    DEFAULT_SIZE,
+    Config,
+    SizeLike,
+    format_size,
+    on_exhausted_name,
+    parse_size,
+    scope_name,
+)
+
+__all__ = [
+    "BumpGlobalError",
+    "Memory",
+    "Stats",
+    "install",
+    "is_installed",
+    "memory",
+    "parse_size",
+    "report",
+    "stats",
+]
+__version__ = "0.1.0"
+
+
+class BumpGlobalError(RuntimeError):
+    """bump_global cannot do what was asked (the message says what to do)."""
+
+
+def _load_core():  # type: ignore[no-untyped-def]
+    """The C extension, imported on first use with a clear error if unusable."""
+    if sys.implementation.name != "cpython":
+        raise BumpGlobalError(
+            f"bump_global needs CPython (this is {sys.implementation.name}): "
+            "it replaces CPython's PyMem allocators"
+        )
+    try:
+        from bump_global import _core as core
+    except ImportError as exc:
+        raise BumpGlobalError(
+            f"the bump_global C extension cannot be loaded ({exc}); reinstall the "
+            "package with a C compiler available: pip install --force-reinstall bump_global"
+        ) from exc
+    return core
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What the allocator has done since it was installed (see :func:`stats`)."""
+
+    base: int
+    """Address of the region."""
+    reserved: int
+    """Bytes of address space reserved."""
+    used: int
+    """Bytes handed out (16-byte rounded), including blocks that were freed."""
+    consumed: int
+    """Bytes of the region taken by the arenas (used plus unused chunk tails)."""
+    committed: int
+    """Bytes of the region readable and writable now (all of it on Linux by default)."""
+    allocations: int
+    """Blocks bumped: malloc, calloc and moved reallocs."""
+    frees_ignored: int
+    """Frees of region blocks (a no-op)."""
+    foreign_frees: int
+    """Frees of blocks from before the install, forwarded to the previous allocator."""
+    foreign_reallocs: int
+    """Reallocs of blocks from before the install, forwarded to the previous allocator."""
+    reallocs_in_place: int
+    """Reallocs of the most recent block, grown or shrunk where it stands."""
+    reallocs_moved: int
+    """Reallocs that took a new block and copied."""
+    bytes_copied: int
+    """Bytes copied by moved reallocs."""
+    fallback_allocations: int
+    """Allocations served by the previous allocator because the region was full."""
+    fallback_bytes: int
+    """Bytes of those allocations."""
+    failed_allocations: int
+    """Allocations refused (policy "error", or a size CPython would refuse)."""
+    scope: str
+    """Which allocator domains are served: "objects", "python" or "raw"."""
+    on_exhausted: str
+    """What happens when the region is full: "fallback" or "error"."""
+
+    @property
+    def available(self) -> int:
+        """Bytes of the region never handed to an arena."""
+        return self.reserved - self.consumed
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Process and region memory, in bytes (see :func:`memory`)."""
+
+    rss: int
+    """Resident set size of the process now."""
+    peak_rss: Optional[int]
+    """Highest resident set size so far, None where unknown."""
+    region_resident: Optional[int]
+    """Resident bytes of the region; None if not installed or unknown here."""
+
+
+def is_installed() -> bool:
+    """True once :func:`install` succeeded in this process (or a parent before fork)."""
+    try:
+        return _load_core().config() is not None
+    except BumpGlobalError:
+        return False
+
+
+def install(
+    size: SizeLike = DEFAULT_SIZE,
+    scope: str = DEFAULT_SCOPE,
+    on_exhausted: str = DEFAULT_ON_EXHAUSTED,
+) -> None:
+    """Reserve the region and route CPython's allocators through it.
+
+    `size`: bytes, or a string such as ``"512M"``, ``"4G"``, ``"64GiB"`` (binary
+    units); address space is reserved, memory is only used as it is handed out.
+    `scope`: ``"python"`` (RAW, MEM and OBJ domains: everything Python
+    allocates), ``"objects"`` (OBJ only) or ``"raw"`` (RAW only).
+    `on_exhausted`: ``"fallback"`` (the allocator that was there before serves
+    what no longer fits) or ``"error"`` (the allocation fails: MemoryError).
+
+    Install once, as early as possible.  Calling it again with the same
+    configuration does nothing; with another raises :class:`BumpGlobalError`,
+    as do conditions that would make the allocator unsafe.  Bad arguments raise
+    ValueError.  There is no uninstall: the hooks stay until the process exits.
+    """
+    config = Config.make(size, scope, on_exhausted)
+    core = _load_core()
+    current = core.config()
+    if current is not None:
+        _, reserved, scope_code, policy_code = current
+        have = Config(reserved, scope_name(scope_code), on_exhausted_name(policy_code))
+        if have == Config(_region.round_size(config.size), config.scope, config.on_exhausted):
+            return
+        raise BumpGlobalError(
+            f"bump_global is already installed with {have.describe()}; "
+            f"it cannot be reinstalled with {config.describe()}: "
+            "install once per process, at start-up"
+        )
+    _check_interpreter(config, core)
+    try:
+        region = _region.reserve(config.size)
+    except OSError as exc:
+        raise BumpGlobalError(
+            f"cannot reserve a region of {format_size(config.size)} ({exc.strerror or exc}): "
+            "try a smaller size (e.g. size='256M'), or raise the address-space limit (ulimit -v)"
+        ) from exc
+    core.install(region.base, region.size, region.committed, region.commit_step,
+                 config.scope_code, config.on_exhausted_code)
+    from bump_global._subinterp import install_guards
+
+    install_guards(config.scope)
+
+
+def _check_interpreter(config: Config, core) -> None:  # type: ignore[no-untyped-def]
+    if core.FREE_THREADED and config.scope != "raw":
+        raise BumpGlobalError(
+            f"scope {config.scope!r} is not possible on a free-threaded build: its garbage "
+            "collector finds objects by walking mimalloc heaps; use scope='raw'"
+        )
+    import _tracemalloc
+
+    if _tracemalloc.is_tracing():
+        raise BumpGlobalError(
+            "tracemalloc is tracing: when it stops it would restore the allocators it saved "
+            "and bump blocks would reach the old free(); install bump_global first, then "
+            "start tracemalloc (do not use -X tracemalloc or PYTHONTRACEMALLOC with it)"
+        )
+
+
+def stats() -> Stats:
+    """Counters of the installed allocator.  Raises BumpGlobalError before install."""
+    raw = _load_core().stats()
+    if raw is None:
+        raise BumpGlobalError("bump_global is not installed: call bump_global.install() first")
+    config = _load_core().config()
+    return Stats(*raw, scope=scope_name(config[2]), on_exhausted=on_exhausted_name(config[3]))
+
+
+def memory() -> Memory:
+    """Process RSS and peak RSS (psutil), and the resident bytes of the region.
+
+    The region figure is exact on Linux and macOS (``mincore`` over the part
+    handed out); it is None before install and where the OS cannot tell.
+    """
+    from bump_global import _memory
+
+    resident = None
+    core = _load_core()
+    raw = core.stats()
+    if raw is not None:
+        base, consumed = raw[0], raw[3]
+        resident = core.resident(base, consumed) if consumed else 0
+    rss, peak = _memory.process_rss()
+    return Memory(rss=rss, peak_rss=peak, region_resident=resident)
+
+
+def report() -> str:
+    """A short human summary of :func:`stats` and :func:`memory`."""
+    from bump_global import _memory
+
+    return _memory.format_report(stats() if is_installed() else None, memory())

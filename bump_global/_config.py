@@ -1,0 +1,133 @@
+"""Configuration of bump_global: sizes, scopes and policies, validated once.
+
+Everything here is pure Python with no side effect, so the CLI and the
+environment activation can validate input before anything is installed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Union
+
+SizeLike = Union[int, str]
+
+DEFAULT_SIZE = "1G"
+DEFAULT_SCOPE = "python"
+DEFAULT_ON_EXHAUSTED = "fallback"
+
+#: Smallest region accepted: one chunk of the GIL arena (see _core.c).
+MIN_SIZE = 1 << 20
+
+#: scope name -> (code shared with _core.c, description).
+SCOPES = {
+    "objects": (1, "OBJ domain only (PyObject_Malloc: Python objects)"),
+    "python": (2, "RAW + MEM + OBJ: everything Python allocates"),
+    "raw": (3, "RAW domain only (PyMem_RawMalloc); the one scope of free-threaded builds"),
+}
+
+#: policy name -> (code shared with _core.c, description).
+ON_EXHAUSTED = {
+    "fallback": (1, "the previous allocator serves the request; the program keeps running"),
+    "error": (2, "the allocation fails and Python raises MemoryError"),
+}
+
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+    "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+    "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
+    "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
+_SIZE_HELP = (
+    "expected a number of bytes or a string such as '512M', '4G', '64GiB' "
+    "(units B, K, M, G, T, with optional 'B' or 'iB'; all are powers of 1024)"
+)
+
+
+def parse_size(value: SizeLike) -> int:
+    """Return `value` (an int of bytes or a string such as ``"4G"``) in bytes.
+
+    Units are binary: ``K``, ``KB`` and ``KiB`` all mean 1024 bytes.
+    Raises ValueError, saying what is accepted, for anything else.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"invalid size {value!r}: {_SIZE_HELP}")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE_RE.match(value)
+        if match is None or match.group(2).lower() not in _UNITS:
+            raise ValueError(f"invalid size {value!r}: {_SIZE_HELP}")
+        number, unit = match.groups()
+        scale = _UNITS[unit.lower()]
+        if "." in number:
+            size = int(float(number) * scale)
+        else:
+            size = int(number) * scale
+    if size < MIN_SIZE:
+        raise ValueError(
+            f"invalid size {value!r}: the region must be at least 1M "
+            f"({MIN_SIZE} bytes); the default is {DEFAULT_SIZE}"
+        )
+    if size >= 1 << 62:
+        raise ValueError(f"invalid size {value!r}: too large for an address space")
+    return size
+
+
+def format_size(n: float) -> str:
+    """Human-readable binary size: ``format_size(1536) == '1.5 KiB'``."""
+    if n < 1024:
+        return f"{int(n)} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        n /= 1024
+        if n < 1024 or unit == "TiB":
+            break
+    return f"{n:.1f} {unit}"
+
+
+def _check_choice(kind: str, value: object, choices: dict[str, tuple[int, str]]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        accepted = ", ".join(f"{name!r} ({desc})" for name, (_, desc) in choices.items())
+        raise ValueError(f"invalid {kind} {value!r}: expected one of {accepted}")
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration (what `install` was asked for)."""
+
+    size: int
+    scope: str
+    on_exhausted: str
+
+    @classmethod
+    def make(cls, size: SizeLike, scope: str, on_exhausted: str) -> Config:
+        return cls(
+            size=parse_size(size),
+            scope=_check_choice("scope", scope, SCOPES),
+            on_exhausted=_check_choice("on_exhausted", on_exhausted, ON_EXHAUSTED),
+        )
+
+    @property
+    def scope_code(self) -> int:
+        return SCOPES[self.scope][0]
+
+    @property
+    def on_exhausted_code(self) -> int:
+        return ON_EXHAUSTED[self.on_exhausted][0]
+
+    def describe(self) -> str:
+        return (
+            f"size={format_size(self.size)} ({self.size} bytes), scope={self.scope!r}, "
+            f"on_exhausted={self.on_exhausted!r}"
+        )
+
+
+def scope_name(code: int) -> str:
+    return next(name for name, (c, _) in SCOPES.items() if c == code)
+
+
+def on_exhausted_name(code: int) -> str:
+    return next(name for name, (c, _) in ON_EXHAUSTED.items() if c == code)

@@ -1,0 +1,17 @@
+"""Type stubs for the C core (bump_global/_core.c)."""
+
+from typing import Optional, Tuple
+
+ALIGNMENT: int
+MIN_SIZE: int
+FREE_THREADED: int
+
+def install(
+    base: int, size: int, committed: int, commit_step: int, scope: int, on_exhausted: int, /
+) -> None: ...
+def config() -> Optional[Tuple[int, int, int, int]]: ...
+def stats() -> Optional[Tuple[int, ...]]: ...
+def resident(addr: int, length: int, /) -> Optional[int]: ...
+def probe_realloc(
+    domain: int, size: int, new_size: int, interleave: bool, /
+) -> Tuple[int, int, bool]: ...

@@ -1,0 +1,139 @@
+"""Reserving the region: the only platform-specific Python in bump_global.
+
+POSIX: ``mmap`` of a private anonymous mapping, called through ctypes (so no
+Python object owns it and nothing can unmap it, even at interpreter shutdown).
+A private mapping keeps parent and child of ``fork()`` apart; a shared one
+would hand both the same pages while each keeps its own bump offset.
+``MAP_NORESERVE`` lets a reservation far above RAM succeed under Linux's
+default overcommit mode.  Where the system still refuses (strict overcommit,
+``vm.overcommit_memory=2``, ignores ``MAP_NORESERVE``), the region is reserved
+``PROT_NONE`` (never charged) and the C core commits it in steps with
+``mprotect`` as it fills.
+
+Windows: ``VirtualAlloc`` reserves the region (``MEM_RESERVE``) and commits a
+first step; the C core commits further steps (``MEM_COMMIT``) as it fills,
+because committing charges RAM plus pagefile up front.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from typing import Any, Optional
+
+#: Bytes committed at a time when the region cannot be committed at once.
+COMMIT_STEP = 64 << 20
+
+# Linux's MAP_NORESERVE differs by architecture; Python exposes it from 3.13.
+_LINUX_NORESERVE = {"mips": 0x0400, "ppc": 0x40, "powerpc": 0x40, "sparc": 0x40, "alpha": 0x10000}
+
+# Windows constants (winnt.h).
+MEM_COMMIT = 0x1000
+MEM_RESERVE = 0x2000
+PAGE_NOACCESS = 0x01
+PAGE_READWRITE = 0x04
+
+
+class ReserveError(OSError):
+    """The operating system refused the reservation."""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A reserved region, as handed to the C core."""
+
+    base: int
+    size: int
+    committed: int  # bytes from base that are readable and writable now
+    commit_step: int  # 0 when everything is committed
+    method: str  # how it was reserved, for reports
+
+
+def granularity() -> int:
+    """The unit in which regions are reserved (page, or 64 KiB on Windows)."""
+    return 64 << 10 if sys.platform == "win32" else mmap.PAGESIZE
+
+
+def round_size(size: int) -> int:
+    g = granularity()
+    return (size + g - 1) // g * g
+
+
+def map_noreserve() -> int:
+    """The MAP_NORESERVE flag of this platform, or 0 where it has none we trust."""
+    flag = getattr(mmap, "MAP_NORESERVE", None)
+    if flag is not None:
+        return int(flag)
+    if not sys.platform.startswith("linux"):
+        # macOS defines it (0x40) but ignores it and overcommits anyway; BSDs drop it.
+        return 0
+    machine = platform.machine().lower()
+    for prefix, value in _LINUX_NORESERVE.items():
+        if machine.startswith(prefix):
+            return value
+    return 0x4000
+
+
+def _libc_mmap(libc: Any = None) -> Any:
+    libc = libc if libc is not None else ctypes.CDLL(None, use_errno=True)
+    fn = libc.mmap
+    fn.restype = ctypes.c_void_p
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                   ctypes.c_int, ctypes.c_long]
+    return fn
+
+
+def reserve_posix(size: int, incremental: bool = False, libc: Any = None) -> Reservation:
+    """Reserve `size` bytes (already rounded) with mmap.
+
+    With `incremental`, or when a fully committed mapping is refused, the
+    region is mapped PROT_NONE and committed by the core in COMMIT_STEP steps.
+    """
+    do_mmap = _libc_mmap(libc)
+    map_failed = ctypes.c_void_p(-1).value
+    private = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    errors = []
+    if not incremental:
+        addr = do_mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE,
+                       private | map_noreserve(), -1, 0)
+        if addr not in (None, map_failed):
+            return Reservation(addr, size, size, 0, "mmap")
+        errors.append(ctypes.get_errno())
+    addr = do_mmap(None, size, 0, private | map_noreserve(), -1, 0)  # PROT_NONE
+    if addr not in (None, map_failed):
+        return Reservation(addr, size, 0, COMMIT_STEP, "mmap+mprotect")
+    errors.append(ctypes.get_errno())
+    raise ReserveError(errors[-1], "; ".join(os.strerror(e) for e in errors if e))
+
+
+def reserve_windows(size: int, kernel32: Any = None) -> Reservation:
+    """Reserve `size` bytes with VirtualAlloc and commit the first step."""
+    if kernel32 is None:
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    virtual_alloc = kernel32.VirtualAlloc
+    # restype matters: the default c_int would truncate a 64-bit address.
+    virtual_alloc.restype = ctypes.c_void_p
+    virtual_alloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint32, ctypes.c_uint32]
+    base = virtual_alloc(None, size, MEM_RESERVE, PAGE_NOACCESS)
+    if not base:
+        err = ctypes.get_last_error()  # type: ignore[attr-defined]
+        raise ReserveError(err, f"VirtualAlloc(MEM_RESERVE) failed, error {err}")
+    first = min(size, COMMIT_STEP)
+    if not virtual_alloc(base, first, MEM_COMMIT, PAGE_READWRITE):
+        err = ctypes.get_last_error()  # type: ignore[attr-defined]
+        raise ReserveError(err, f"VirtualAlloc(MEM_COMMIT) failed, error {err}")
+    return Reservation(base, size, first, COMMIT_STEP, "VirtualAlloc")
+
+
+def reserve(size: int, incremental: Optional[bool] = None) -> Reservation:
+    """Reserve a region of at least `size` bytes for the life of the process."""
+    size = round_size(size)
+    if sys.platform == "win32":
+        return reserve_windows(size)
+    if incremental is None:
+        incremental = os.environ.get("BUMP_GLOBAL_COMMIT") == "incremental"
+    return reserve_posix(size, incremental)

@@ -1,0 +1,70 @@
+"""Shared helpers: every test that installs the allocator runs in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Callable, Optional
+
+import pytest
+
+Runner = Callable[..., subprocess.CompletedProcess]
+
+
+def run_python(
+    code: str,
+    *,
+    python_args: Sequence[str] = (),
+    args: Sequence[str] = (),
+    env: Optional[Mapping[str, str]] = None,
+    timeout: float = 120,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter; with `check`, fail on a non-zero exit."""
+    full_env = dict(os.environ)
+    for name in list(full_env):
+        if name.startswith(("BUMP_GLOBAL", "PYTHONMALLOC", "PYTHONTRACEMALLOC", "PYTHONDEVMODE")):
+            del full_env[name]
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, *python_args, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(
+            f"subprocess exited with {proc.returncode}\n--- stdout\n{proc.stdout}"
+            f"\n--- stderr\n{proc.stderr}"
+        )
+    return proc
+
+
+@pytest.fixture
+def py() -> Runner:
+    return run_python
+
+
+# Helpers pasted into subprocesses that drive the C API through ctypes.
+CAPI = """
+import ctypes
+api = ctypes.pythonapi
+VP, SZ = ctypes.c_void_p, ctypes.c_size_t
+FUNCS = {}
+for dom, prefix in (("raw", "PyMem_Raw"), ("mem", "PyMem_"), ("obj", "PyObject_")):
+    m = getattr(api, prefix + "Malloc"); m.restype, m.argtypes = VP, [SZ]
+    c = getattr(api, prefix + "Calloc"); c.restype, c.argtypes = VP, [SZ, SZ]
+    r = getattr(api, prefix + "Realloc"); r.restype, r.argtypes = VP, [VP, SZ]
+    f = getattr(api, prefix + "Free"); f.restype, f.argtypes = None, [VP]
+    FUNCS[dom] = (m, c, r, f)
+
+def fill(p, n, seed):
+    ctypes.memmove(p, bytes((seed + i) % 251 for i in range(n)), n)
+
+def check(p, n, seed):
+    return ctypes.string_at(p, n) == bytes((seed + i) % 251 for i in range(n))
+"""

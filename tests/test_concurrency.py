@@ -1,0 +1,158 @@
+"""Threads, fork and exhaustion under the installed allocator (in subprocesses)."""
+
+import json
+import sys
+
+import pytest
+from conftest import CAPI
+
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs os.fork")
+
+THREADS = CAPI + """
+import random, threading
+# The same library as ctypes.pythonapi, but calls release the GIL: RAW hooks
+# then run truly concurrently, as they do for CPython's own GIL-less callers.
+nogil = ctypes.CDLL("python", handle=api._handle)
+rmalloc, rrealloc = nogil.PyMem_RawMalloc, nogil.PyMem_RawRealloc
+rmalloc.restype, rmalloc.argtypes = VP, [SZ]
+rrealloc.restype, rrealloc.argtypes = VP, [VP, SZ]
+
+def worker(tid, n_ops, out):
+    rng = random.Random(tid)
+    blocks = []
+    for i in range(n_ops):
+        size = rng.choice((0, 8, 24, 100, 1000, 5000))
+        p = rmalloc(size)
+        if blocks and rng.random() < 0.3:
+            q, qsize, _ = blocks.pop(rng.randrange(len(blocks)))
+            qsize2 = qsize + rng.choice((0, 16, 3000))
+            q = rrealloc(q, qsize2)
+            ctypes.memset(q + qsize, tid, qsize2 - qsize)
+            blocks.append((q, qsize2, tid))
+        ctypes.memset(p, tid, size)
+        blocks.append((p, size, tid))
+        # Python objects from the MEM/OBJ domains at the same time.
+        junk = [str(i)] * 3
+    out.extend(blocks)
+
+def run_threads(n_threads, n_ops):
+    out = []
+    threads = [threading.Thread(target=worker, args=(t + 1, n_ops, out)) for t in range(n_threads)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    corrupt = sum(ctypes.string_at(p, n) != bytes([tid]) * n for p, n, tid in out)
+    spans = sorted((p, p + max(n, 1)) for p, n, _ in out)
+    overlaps = sum(a_end > b for (_, a_end), (b, _) in zip(spans, spans[1:]))
+    return len(out), corrupt, overlaps
+"""
+
+
+def test_raw_threads_without_gil_never_share_blocks(py):
+    out = py(THREADS + """
+import bump_global, json
+bump_global.install("1G")
+s0 = bump_global.stats()
+blocks, corrupt, overlaps = run_threads(4, 20000)
+s1 = bump_global.stats()
+print(json.dumps([blocks, corrupt, overlaps, s1.allocations - s0.allocations]))
+""", timeout=300).stdout
+    blocks, corrupt, overlaps, allocations = json.loads(out)
+    assert blocks == 80000 and corrupt == 0 and overlaps == 0
+    assert allocations >= 80000
+
+
+@posix_only
+def test_fork_parent_and_child_keep_their_data(py):
+    out = py("""
+        import bump_global, os, json
+        bump_global.install("1G")
+        data = {i: str(i) * 10 for i in range(100000)}
+        pid = os.fork()
+        # Both sides now allocate from their own copy of the region.
+        mine = [bytes([65 + (pid == 0)]) * 100 for _ in range(50000)]
+        ok = all(v == str(k) * 10 for k, v in data.items())
+        ok &= all(m == bytes([65 + (pid == 0)]) * 100 for m in mine)
+        if pid == 0:
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps([ok, os.WEXITSTATUS(status), bump_global.is_installed()]))
+    """).stdout
+    assert json.loads(out) == [True, 0, True]
+
+
+@posix_only
+def test_fork_while_threads_allocate_through_raw(py):
+    out = py(THREADS + """
+import bump_global, json, os, warnings
+warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+bump_global.install("1G")
+results = []
+t = threading.Thread(target=lambda: results.append(run_threads(3, 5000)))
+t.start()
+children = []
+for _ in range(5):
+    pid = os.fork()
+    if pid == 0:
+        # The child has one thread; the RAW lock must be usable.
+        n, corrupt, overlaps = run_threads(2, 2000)
+        os._exit(0 if (n, corrupt, overlaps) == (4000, 0, 0) else 1)
+    children.append(pid)
+statuses = [os.WEXITSTATUS(os.waitpid(pid, 0)[1]) for pid in children]
+t.join()
+print(json.dumps([statuses, results[0]]))
+""", timeout=300).stdout
+    statuses, (blocks, corrupt, overlaps) = json.loads(out)
+    assert statuses == [0] * 5
+    assert (blocks, corrupt, overlaps) == (15000, 0, 0)
+
+
+def test_exhaustion_fallback_keeps_running(py):
+    out = py("""
+        import bump_global, json
+        bump_global.install("4M", on_exhausted="fallback")
+        data = [str(i) * 5 for i in range(500000)]      # far more than 4 MiB
+        ok = all(d == str(i) * 5 for i, d in enumerate(data))
+        s = bump_global.stats()
+        print(json.dumps([ok, s.used <= s.reserved, s.fallback_allocations,
+                          s.fallback_bytes, s.failed_allocations]))
+    """).stdout
+    ok, bounded, fallbacks, fallback_bytes, failed = json.loads(out)
+    assert ok and bounded and failed == 0
+    assert fallbacks > 100000 and fallback_bytes > 4 << 20
+
+
+def test_exhaustion_error_raises_memory_error_and_survives(py):
+    proc = py("""
+        import bump_global
+        bump_global.install("8M", on_exhausted="error")
+        try:
+            big = bytearray(16 << 20)
+        except MemoryError:
+            print("large: MemoryError")
+        items = []
+        try:
+            while True:
+                items.append(str(len(items)))
+        except MemoryError:
+            n = len(items)
+            del items
+            print("full: MemoryError after", n > 10000)
+        s = bump_global.stats()
+        print("failed", s.failed_allocations >= 2, "fallback", s.fallback_allocations)
+        raise SystemExit(5)
+    """, check=False)
+    assert proc.returncode == 5, proc.stderr
+    assert proc.stdout.splitlines() == ["large: MemoryError", "full: MemoryError after True",
+                                        "failed True fallback 0"]
+
+
+def test_exhaustion_error_uncaught_exits_with_a_traceback(py):
+    proc = py("""
+        import bump_global
+        bump_global.install("4M", on_exhausted="error")
+        items = []
+        while True:
+            items.append(str(len(items)))
+    """, check=False)
+    assert proc.returncode == 1
+    assert "MemoryError" in proc.stderr and "Fatal" not in proc.stderr

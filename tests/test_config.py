@@ -1,0 +1,60 @@
+"""Configuration parsing and validation (pure Python, no install)."""
+
+import pytest
+
+from bump_global._config import MIN_SIZE, Config, format_size, parse_size
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (1 << 20, 1 << 20),
+        ("1G", 1 << 30),
+        ("512M", 512 << 20),
+        ("4G", 4 << 30),
+        ("64GiB", 64 << 30),
+        ("64gib", 64 << 30),
+        ("2048K", 2 << 20),
+        ("2048KB", 2 << 20),
+        ("1.5G", 3 << 29),
+        (" 8 M ", 8 << 20),
+        ("1T", 1 << 40),
+        ("16777216", 16 << 20),
+        ("16777216B", 16 << 20),
+    ],
+)
+def test_parse_size_accepts(value, expected):
+    assert parse_size(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "G", "1X", "1GG", "-1G", "1 G B", "one", "1e9", True, 1.5, None, b"1G", [1]],
+)
+def test_parse_size_rejects_with_help(value):
+    with pytest.raises(ValueError, match="expected a number of bytes"):
+        parse_size(value)
+
+
+def test_parse_size_minimum_and_maximum():
+    with pytest.raises(ValueError, match="at least 1M"):
+        parse_size(MIN_SIZE - 1)
+    with pytest.raises(ValueError, match="at least 1M"):
+        parse_size("512K")
+    with pytest.raises(ValueError, match="too large"):
+        parse_size("100000000T")
+
+
+def test_config_rejects_bad_choices_listing_the_accepted_ones():
+    with pytest.raises(ValueError, match=r"invalid scope 'everything'.*'objects'.*'python'"):
+        Config.make("1G", "everything", "fallback")
+    with pytest.raises(ValueError, match=r"invalid on_exhausted 'crash'.*'fallback'.*'error'"):
+        Config.make("1G", "python", "crash")
+    config = Config.make("2G", "objects", "error")
+    assert (config.size, config.scope_code, config.on_exhausted_code) == (2 << 30, 1, 2)
+
+
+def test_format_size():
+    assert format_size(0) == "0 B"
+    assert format_size(1536) == "1.5 KiB"
+    assert format_size(3 << 30) == "3.0 GiB"

@@ -1,0 +1,41 @@
+"""A sample of CPython's own regression tests, run with bump_global installed."""
+
+import importlib.util
+import re
+
+import pytest
+
+SAMPLE = ["test_dict", "test_list", "test_tuple", "test_set", "test_bytes", "test_unicode",
+          "test_str", "test_json", "test_re", "test_threading", "test_weakref", "test_gc"]
+
+RUNNER = """
+import runpy, sys
+import bump_global
+bump_global.install("8G")
+sys.argv = ["python -m test", *sys.argv[1:]]
+try:
+    runpy.run_module("test", run_name="__main__", alter_sys=True)
+finally:
+    s = bump_global.stats()
+    print(f"bump_global used={s.used} allocations={s.allocations} "
+          f"fallback={s.fallback_allocations} failed={s.failed_allocations}", file=sys.stderr)
+"""
+
+
+def available(names):
+    return [n for n in names if importlib.util.find_spec(f"test.{n}") is not None]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("test.libregrtest") is None,
+                    reason="this Python has no test package")
+def test_cpython_regression_sample_passes_under_bump(py):
+    tests = available(SAMPLE)
+    assert len(tests) >= 10
+    proc = py(RUNNER, args=["-q", *tests], timeout=900, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-5000:]
+    assert re.search(r"Tests result: SUCCESS|All \d+ tests OK", output), output[-3000:]
+    stats = dict(re.findall(r"(\w+)=(\d+)", output.split("bump_global used=", 1)[1]))
+    used = int(output.split("bump_global used=", 1)[1].split()[0])
+    assert used > 100 << 20  # the tests really ran on the region
+    assert stats["fallback"] == "0" and stats["failed"] == "0"
