@@ -2,6 +2,7 @@
 
 import importlib.util
 import re
+import sys
 
 import pytest
 
@@ -22,6 +23,14 @@ finally:
 """
 
 
+# Test cases that cannot hold by design, with the reason.
+EXCLUDED = {
+    # It creates a subinterpreter with its own GIL (3.12+), which bump_global
+    # refuses while it serves the MEM/OBJ domains (see bump_global/_subinterp.py).
+    "test_threads_join_with_no_main": sys.version_info >= (3, 12),
+}
+
+
 def available(names):
     return [n for n in names if importlib.util.find_spec(f"test.{n}") is not None]
 
@@ -31,7 +40,8 @@ def available(names):
 def test_cpython_regression_sample_passes_under_bump(py):
     tests = available(SAMPLE)
     assert len(tests) >= 10
-    proc = py(RUNNER, args=["-q", *tests], timeout=900, check=False)
+    ignores = [arg for name, on in EXCLUDED.items() if on for arg in ("-i", name)]
+    proc = py(RUNNER, args=["-q", *ignores, *tests], timeout=900, check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-5000:]
     assert re.search(r"Tests result: SUCCESS|All \d+ tests OK", output), output[-3000:]
