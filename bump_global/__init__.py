@@ -10,8 +10,9 @@ free?").  :func:`stats`, :func:`memory` and :func:`report` tell what it did.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Dict, Optional, Tuple
 
 from bump_global import _region
 from bump_global._config import (
@@ -35,6 +36,7 @@ __all__ = [
     "memory",
     "parse_size",
     "report",
+    "report_dict",
     "stats",
 ]
 __version__ = "0.1.0"
@@ -99,6 +101,10 @@ class Stats:
     """Which allocator domains are served: "objects", "python" or "raw"."""
     on_exhausted: str
     """What happens when the region is full: "fallback" or "error"."""
+    histogram: Optional[Tuple[Tuple[int, int, int], ...]] = None
+    """With ``install(histogram=True)``: ``(upper_bound, count, bytes)`` per
+    power-of-two size class of the requests (malloc, calloc and realloc sizes;
+    class ``2**k`` holds sizes in ``(2**(k-1), 2**k]``), non-empty classes only."""
 
     @property
     def available(self) -> int:
@@ -126,10 +132,14 @@ def is_installed() -> bool:
         return False
 
 
+_installed_at: Optional[float] = None  # time.perf_counter() at install
+
+
 def install(
     size: SizeLike = DEFAULT_SIZE,
     scope: str = DEFAULT_SCOPE,
     on_exhausted: str = DEFAULT_ON_EXHAUSTED,
+    histogram: bool = False,
 ) -> None:
     """Reserve the region and route CPython's allocators through it.
 
@@ -139,19 +149,24 @@ def install(
     allocates), ``"objects"`` (OBJ only) or ``"raw"`` (RAW only).
     `on_exhausted`: ``"fallback"`` (the allocator that was there before serves
     what no longer fits) or ``"error"`` (the allocation fails: MemoryError).
+    `histogram`: count requests per power-of-two size class (see
+    :attr:`Stats.histogram`); off by default, when the hot path pays nothing.
 
     Install once, as early as possible.  Calling it again with the same
     configuration does nothing; with another raises :class:`BumpGlobalError`,
     as do conditions that would make the allocator unsafe.  Bad arguments raise
     ValueError.  There is no uninstall: the hooks stay until the process exits.
     """
-    config = Config.make(size, scope, on_exhausted)
+    global _installed_at
+    config = Config.make(size, scope, on_exhausted, histogram)
     core = _load_core()
     current = core.config()
     if current is not None:
-        _, reserved, scope_code, policy_code = current
-        have = Config(reserved, scope_name(scope_code), on_exhausted_name(policy_code))
-        if have == Config(_region.round_size(config.size), config.scope, config.on_exhausted):
+        _, reserved, scope_code, policy_code, hist = current
+        have = Config(reserved, scope_name(scope_code), on_exhausted_name(policy_code), hist)
+        wanted = Config(_region.round_size(config.size), config.scope, config.on_exhausted,
+                        config.histogram)
+        if have == wanted:
             return
         raise BumpGlobalError(
             f"bump_global is already installed with {have.describe()}; "
@@ -167,7 +182,8 @@ def install(
             "try a smaller size (e.g. size='256M'), or raise the address-space limit (ulimit -v)"
         ) from exc
     core.install(region.base, region.size, region.committed, region.commit_step,
-                 config.scope_code, config.on_exhausted_code)
+                 config.scope_code, config.on_exhausted_code, config.histogram)
+    _installed_at = time.perf_counter()
     from bump_global._subinterp import install_guards
 
     install_guards(config.scope)
@@ -191,11 +207,13 @@ def _check_interpreter(config: Config, core) -> None:  # type: ignore[no-untyped
 
 def stats() -> Stats:
     """Counters of the installed allocator.  Raises BumpGlobalError before install."""
-    raw = _load_core().stats()
+    core = _load_core()
+    raw = core.stats()
     if raw is None:
         raise BumpGlobalError("bump_global is not installed: call bump_global.install() first")
-    config = _load_core().config()
-    return Stats(*raw, scope=scope_name(config[2]), on_exhausted=on_exhausted_name(config[3]))
+    config = core.config()
+    return Stats(*raw, scope=scope_name(config[2]), on_exhausted=on_exhausted_name(config[3]),
+                 histogram=core.histogram())
 
 
 def memory() -> Memory:
@@ -216,8 +234,32 @@ def memory() -> Memory:
     return Memory(rss=rss, peak_rss=peak, region_resident=resident)
 
 
-def report() -> str:
-    """A short human summary of :func:`stats` and :func:`memory`."""
-    from bump_global import _memory
+def _wall(wall_time: Optional[float]) -> Optional[float]:
+    if wall_time is None and _installed_at is not None:
+        return time.perf_counter() - _installed_at
+    return wall_time
 
-    return _memory.format_report(stats() if is_installed() else None, memory())
+
+def report(wall_time: Optional[float] = None) -> str:
+    """A compact human table of :func:`stats` and :func:`memory`.
+
+    `wall_time` (seconds) is shown as given; by default, the time since install.
+    """
+    from bump_global import _report
+
+    return _report.format_report(stats() if is_installed() else None, memory(), _wall(wall_time))
+
+
+def report_dict(wall_time: Optional[float] = None) -> Dict[str, Any]:
+    """The report as a JSON-ready dict, schema ``bump_global.report/1`` (README)."""
+    from bump_global import _report
+
+    return _report.report_dict(stats() if is_installed() else None, memory(), _wall(wall_time))
+
+
+def _sample() -> Tuple[int, Optional[int]]:
+    """(bytes used, resident bytes of the region) in one cheap C call, for samplers.
+
+    It allocates one small tuple; (0, None) before install.
+    """
+    return _load_core().sample()  # type: ignore[no-any-return]

@@ -101,13 +101,18 @@ class Config:
     size: int
     scope: str
     on_exhausted: str
+    histogram: bool = False
 
     @classmethod
-    def make(cls, size: SizeLike, scope: str, on_exhausted: str) -> Config:
+    def make(cls, size: SizeLike, scope: str, on_exhausted: str,
+             histogram: bool = False) -> Config:
+        if not isinstance(histogram, bool):
+            raise ValueError(f"invalid histogram {histogram!r}: expected True or False")
         return cls(
             size=parse_size(size),
             scope=_check_choice("scope", scope, SCOPES),
             on_exhausted=_check_choice("on_exhausted", on_exhausted, ON_EXHAUSTED),
+            histogram=histogram,
         )
 
     @property
@@ -122,6 +127,7 @@ class Config:
         return (
             f"size={format_size(self.size)} ({self.size} bytes), scope={self.scope!r}, "
             f"on_exhausted={self.on_exhausted!r}"
+            + (", histogram=True" if self.histogram else "")
         )
 
 

@@ -114,6 +114,13 @@
 #  define ATOMIC_ADD(p, v) ((void)InterlockedExchangeAdd64((volatile LONG64 *)(p), (LONG64)(v)))
 #  define FENCE() MemoryBarrier()
 static __forceinline int
+__builtin_clzll(unsigned long long x)
+{
+    unsigned long index;
+    _BitScanReverse64(&index, x);
+    return 63 - (int)index;
+}
+static __forceinline int
 bg_msvc_cas(volatile LONG64 *p, uintptr_t *expected, uintptr_t desired)
 {
     LONG64 seen = InterlockedCompareExchange64(p, (LONG64)desired, (LONG64)*expected);
@@ -181,6 +188,7 @@ static struct {
     uintptr_t commit_step;  /* 0: the whole region was committed up front */
     int scope;
     int on_exhausted;
+    int histogram;
     int installed;
 } region;
 
@@ -516,6 +524,49 @@ DEFINE_HOOKS(raw, raw_dom)
 DEFINE_HOOKS(mem, mem_dom)
 DEFINE_HOOKS(obj, obj_dom)
 
+/* ---- the size histogram (opt-in) -------------------------------------------
+ * Requests per power-of-two size class: class k counts sizes in
+ * (2^(k-1), 2^k], class 0 sizes 0 and 1.  A second set of hooks records the
+ * request and calls the plain hook, and is installed only when asked for, so
+ * without it the hot path pays nothing.  GIL domains update the GIL table;
+ * RAW updates its own table atomically. */
+#define HIST_CLASSES 64
+typedef struct {
+    uint64_t count[HIST_CLASSES];
+    uint64_t bytes[HIST_CLASSES];
+} hist_t;
+static hist_t gil_hist, raw_hist;
+
+ALWAYS_INLINE void
+hist_record(int is_raw, size_t n)
+{
+    int k = n <= 1 ? 0 : 64 - __builtin_clzll((unsigned long long)(n - 1));
+    if (is_raw) {
+        ATOMIC_ADD(&raw_hist.count[k], 1);
+        ATOMIC_ADD(&raw_hist.bytes[k], n);
+    }
+    else {
+        gil_hist.count[k]++;
+        gil_hist.bytes[k] += n;
+    }
+}
+
+#define DEFINE_HIST_HOOKS(name, is_raw)                                        \
+    static void *name##_malloc_h(void *ctx, size_t n)                          \
+    { hist_record(is_raw, n); return name##_malloc(ctx, n); }                  \
+    static void *name##_calloc_h(void *ctx, size_t nelem, size_t elsize)       \
+    {                                                                          \
+        size_t n = elsize && nelem > SIZE_MAX / elsize ? SIZE_MAX : nelem * elsize; \
+        hist_record(is_raw, n);                                                \
+        return name##_calloc(ctx, nelem, elsize);                              \
+    }                                                                          \
+    static void *name##_realloc_h(void *ctx, void *p, size_t n)                \
+    { hist_record(is_raw, n); return name##_realloc(ctx, p, n); }
+
+DEFINE_HIST_HOOKS(raw, 1)
+DEFINE_HIST_HOOKS(mem, 0)
+DEFINE_HIST_HOOKS(obj, 0)
+
 static void
 install_domain(PyMemAllocatorDomain which, const domain_t *d,
                void *(*m)(void *, size_t), void *(*c)(void *, size_t, size_t),
@@ -539,9 +590,9 @@ static PyObject *
 core_install(PyObject *self, PyObject *args)
 {
     unsigned long long base, size, committed, commit_step;
-    int scope, on_exhausted;
-    if (!PyArg_ParseTuple(args, "KKKKii:install", &base, &size, &committed,
-                          &commit_step, &scope, &on_exhausted)) {
+    int scope, on_exhausted, histogram;
+    if (!PyArg_ParseTuple(args, "KKKKiip:install", &base, &size, &committed,
+                          &commit_step, &scope, &on_exhausted, &histogram)) {
         return NULL;
     }
     if (region.installed) {
@@ -582,20 +633,28 @@ core_install(PyObject *self, PyObject *args)
     region.commit_step = (uintptr_t)(commit_step ? commit_step : size);
     region.scope = scope;
     region.on_exhausted = on_exhausted;
+    region.histogram = histogram;
     region.installed = 1;
     FENCE();
+#define INSTALL(DOMAIN, name)                                                  \
+    if (histogram) {                                                           \
+        install_domain(DOMAIN, &name##_dom, name##_malloc_h, name##_calloc_h,   \
+                       name##_realloc_h, name##_free);                          \
+    }                                                                          \
+    else {                                                                     \
+        install_domain(DOMAIN, &name##_dom, name##_malloc, name##_calloc,       \
+                       name##_realloc, name##_free);                            \
+    }
     if (scope == SCOPE_PYTHON || scope == SCOPE_RAW) {
-        install_domain(PYMEM_DOMAIN_RAW, &raw_dom, raw_malloc, raw_calloc,
-                       raw_realloc, raw_free);
+        INSTALL(PYMEM_DOMAIN_RAW, raw)
     }
     if (scope == SCOPE_PYTHON) {
-        install_domain(PYMEM_DOMAIN_MEM, &mem_dom, mem_malloc, mem_calloc,
-                       mem_realloc, mem_free);
+        INSTALL(PYMEM_DOMAIN_MEM, mem)
     }
     if (scope == SCOPE_PYTHON || scope == SCOPE_OBJECTS) {
-        install_domain(PYMEM_DOMAIN_OBJ, &obj_dom, obj_malloc, obj_calloc,
-                       obj_realloc, obj_free);
+        INSTALL(PYMEM_DOMAIN_OBJ, obj)
     }
+#undef INSTALL
     Py_RETURN_NONE;
 }
 
@@ -605,9 +664,9 @@ core_config(PyObject *self, PyObject *unused)
     if (!region.installed) {
         Py_RETURN_NONE;
     }
-    return Py_BuildValue("(KKii)", (unsigned long long)region.base,
+    return Py_BuildValue("(KKiiO)", (unsigned long long)region.base,
                          (unsigned long long)region.size, region.scope,
-                         region.on_exhausted);
+                         region.on_exhausted, region.histogram ? Py_True : Py_False);
 }
 
 static void
@@ -625,6 +684,24 @@ add_counters(counters_t *sum, const counters_t *c)
     sum->failed_allocations += c->failed_allocations;
 }
 
+/* Bytes handed out: what the arenas took from the region, less the unused
+ * tails of their chunks.  Optionally adds up the counters.  The GIL (held by
+ * the caller) guards the GIL arena; raw_lock the RAW arena. */
+static uint64_t
+region_used(uintptr_t *cursor, counters_t *sum)
+{
+    uint64_t unused_bytes = gil_arena.waste + (gil_arena.end - gil_arena.top);
+    LOCK(raw_lock);
+    unused_bytes += raw_arena.waste + (raw_arena.end - raw_arena.top);
+    *cursor = ATOMIC_LOAD(&region.cursor);
+    if (sum != NULL) {
+        add_counters(sum, &gil_arena.c);
+        add_counters(sum, &raw_arena.c);
+    }
+    UNLOCK(raw_lock);
+    return (uint64_t)(*cursor - region.base) - unused_bytes;
+}
+
 static PyObject *
 core_stats(PyObject *self, PyObject *unused)
 {
@@ -632,15 +709,8 @@ core_stats(PyObject *self, PyObject *unused)
         Py_RETURN_NONE;
     }
     counters_t sum = {0};
-    /* The GIL (held here) guards the GIL arena; raw_lock the RAW arena. */
-    add_counters(&sum, &gil_arena.c);
-    uint64_t unused_bytes = gil_arena.waste + (gil_arena.end - gil_arena.top);
-    LOCK(raw_lock);
-    add_counters(&sum, &raw_arena.c);
-    unused_bytes += raw_arena.waste + (raw_arena.end - raw_arena.top);
-    uintptr_t cursor = ATOMIC_LOAD(&region.cursor);
-    UNLOCK(raw_lock);
-    uint64_t used = (uint64_t)(cursor - region.base) - unused_bytes;
+    uintptr_t cursor;
+    uint64_t used = region_used(&cursor, &sum);
     return Py_BuildValue(
         "(KKKKKKKKKKKKKKK)", (unsigned long long)region.base,
         (unsigned long long)region.size, (unsigned long long)used,
@@ -654,16 +724,12 @@ core_stats(PyObject *self, PyObject *unused)
 }
 
 /* Resident bytes of [addr, addr + length): mincore() where the OS has it,
- * None elsewhere.  Uses a static vector so it never allocates. */
+ * None elsewhere.  Its vector is on the stack: no allocation, no shared state. */
 static PyObject *
-core_resident(PyObject *self, PyObject *args)
+resident_bytes(uintptr_t addr, uintptr_t length)
 {
-    unsigned long long addr, length;
-    if (!PyArg_ParseTuple(args, "KK:resident", &addr, &length)) {
-        return NULL;
-    }
 #if defined(__linux__) || defined(__APPLE__) || defined(__FreeBSD__)
-    unsigned char vec[4096];  /* on the stack: no allocation, no shared state */
+    unsigned char vec[4096];
     long page = sysconf(_SC_PAGESIZE);
     uintptr_t start = (uintptr_t)addr & ~(uintptr_t)(page - 1);
     uintptr_t stop = (uintptr_t)(addr + length);
@@ -688,6 +754,64 @@ core_resident(PyObject *self, PyObject *args)
     (void)length;
     Py_RETURN_NONE;
 #endif
+}
+
+static PyObject *
+core_resident(PyObject *self, PyObject *args)
+{
+    unsigned long long addr, length;
+    if (!PyArg_ParseTuple(args, "KK:resident", &addr, &length)) {
+        return NULL;
+    }
+    return resident_bytes((uintptr_t)addr, (uintptr_t)length);
+}
+
+/* (used, resident) in one call and one small tuple: for samplers. */
+static PyObject *
+core_sample(PyObject *self, PyObject *unused)
+{
+    if (!region.installed) {
+        return Py_BuildValue("(iO)", 0, Py_None);
+    }
+    uintptr_t cursor;
+    uint64_t used = region_used(&cursor, NULL);
+    PyObject *resident = resident_bytes(region.base, cursor - region.base);
+    if (resident == NULL) {
+        return NULL;
+    }
+    return Py_BuildValue("(KN)", (unsigned long long)used, resident);
+}
+
+/* ((upper_bound, count, bytes), ...) for the non-empty size classes, or None
+ * when the histogram is off. */
+static PyObject *
+core_histogram(PyObject *self, PyObject *unused)
+{
+    if (!region.installed || !region.histogram) {
+        Py_RETURN_NONE;
+    }
+    PyObject *rows = PyList_New(0);
+    if (rows == NULL) {
+        return NULL;
+    }
+    for (int k = 0; k < HIST_CLASSES; k++) {
+        uint64_t count = gil_hist.count[k] + ATOMIC_LOAD(&raw_hist.count[k]);
+        uint64_t bytes = gil_hist.bytes[k] + ATOMIC_LOAD(&raw_hist.bytes[k]);
+        if (count == 0) {
+            continue;
+        }
+        PyObject *row = Py_BuildValue("(KKK)", 1ULL << k, (unsigned long long)count,
+                                      (unsigned long long)bytes);
+        if (row == NULL || PyList_Append(rows, row) < 0) {
+            Py_XDECREF(row);
+            Py_DECREF(rows);
+            return NULL;
+        }
+        Py_DECREF(row);
+    }
+    PyObject *result = PyList_AsTuple(rows);
+    Py_DECREF(rows);
+    return result;
 }
 
 /* A test probe: malloc, optionally one more block, then realloc, with nothing
@@ -736,12 +860,16 @@ static PyMethodDef core_methods[] = {
      "probe_realloc(domain, size, new_size, interleave) -> (p, q, contents_kept)\n"
      "Test probe: malloc(size), [malloc(16)], realloc(p, new_size) in one C call."},
     {"install", core_install, METH_VARARGS,
-     "install(base, size, committed, commit_step, scope, on_exhausted)\n"
+     "install(base, size, committed, commit_step, scope, on_exhausted, histogram)\n"
      "Install the hooks over a reserved region (see bump_global.install)."},
     {"config", core_config, METH_NOARGS,
-     "config() -> (base, size, scope, on_exhausted) or None if not installed."},
+     "config() -> (base, size, scope, on_exhausted, histogram) or None if not installed."},
     {"stats", core_stats, METH_NOARGS,
      "stats() -> tuple of counters (see bump_global.stats) or None."},
+    {"sample", core_sample, METH_NOARGS,
+     "sample() -> (used, resident): bytes handed out and resident bytes of the region."},
+    {"histogram", core_histogram, METH_NOARGS,
+     "histogram() -> ((upper_bound, count, bytes), ...) or None if off."},
     {"resident", core_resident, METH_VARARGS,
      "resident(addr, length) -> resident bytes of the range, or None if unknown."},
     {NULL, NULL, 0, NULL}

@@ -219,3 +219,62 @@ def test_region_that_cannot_be_reserved_is_a_clear_error(py):
     """).stdout.splitlines()
     assert "cannot reserve a region of 64.0 GiB" in out[0] and "smaller size" in out[0]
     assert out[1] == "False"
+
+
+def test_histogram_counts_requests_per_size_class(py):
+    out = py("""
+        import bump_global, json
+        bump_global.install("256M", histogram=True)
+        h0 = dict((b, c) for b, c, _ in bump_global.stats().histogram)
+        blobs = [bytes(3000) for _ in range(1000)]     # about 3033 bytes: the 4 KiB class
+        h1 = bump_global.stats().histogram
+        try:
+            bump_global.install("256M")                 # histogram off: another configuration
+        except bump_global.BumpGlobalError as exc:
+            print(json.dumps(["histogram=True" in str(exc)]))
+        print(json.dumps([h0, h1, bump_global.report_dict()["histogram"][0],
+                          "up to" in bump_global.report()]))
+    """).stdout.splitlines()
+    assert json.loads(out[0]) == [True]
+    h0, h1, first_row, shown = json.loads(out[1])
+    classes = {bound: (count, nbytes) for bound, count, nbytes in h1}
+    assert all(bound & (bound - 1) == 0 for bound in classes)  # powers of two
+    count, nbytes = classes[4096]
+    assert count - h0.get("4096", 0) >= 1000 and nbytes >= 1000 * 3000
+    assert set(first_row) == {"upper_bound", "count", "bytes"} and shown
+
+
+def test_histogram_off_by_default(py):
+    out = py("""
+        import bump_global, json
+        bump_global.install("256M")
+        print(json.dumps([bump_global.stats().histogram,
+                          bump_global.report_dict()["histogram"]]))
+    """).stdout
+    assert json.loads(out) == [None, None]
+
+
+def test_report_dict_schema_and_sample(py):
+    out = py("""
+        import bump_global, json
+        before = bump_global.report_dict()
+        bump_global.install("256M")
+        data = [bytes(500) for _ in range(10000)]
+        used, resident = bump_global._sample()
+        after = bump_global.report_dict(wall_time=1.5)
+        print(json.dumps([before, after, used, resident, bump_global.report(wall_time=1.5)]))
+    """).stdout
+    before, after, used, resident, text = json.loads(out)
+    assert before["schema"] == after["schema"] == "bump_global.report/1"
+    assert before["installed"] is False and before["region"] is None
+    assert before["process"]["rss"] > 0
+    assert after["installed"] is True and after["wall_time_s"] == 1.5
+    assert after["config"] == {"scope": "python", "on_exhausted": "fallback",
+                               "size": 256 << 20, "histogram": False}
+    assert set(after["region"]) == {"base", "reserved", "used", "consumed", "committed",
+                                    "resident"}
+    assert set(after["counters"]) >= {"allocations", "frees_ignored", "reallocs_moved",
+                                      "bytes_copied", "fallback_allocations"}
+    assert 10000 * 512 <= used <= after["region"]["used"]
+    assert 10000 * 512 <= resident <= after["region"]["consumed"]
+    assert "wall 1.500 s" in text
