@@ -70,7 +70,8 @@ class Stats:
     base: int
     """Address of the region."""
     reserved: int
-    """Bytes of address space reserved."""
+    """The region's size: at most this many bytes are handed out (its address
+    space is twice that: a small-block area and a large-block area)."""
     used: int
     """Bytes handed out (16-byte rounded), including blocks that were freed."""
     consumed: int
@@ -97,6 +98,10 @@ class Stats:
     """Bytes of those allocations."""
     failed_allocations: int
     """Allocations refused (policy "error", or a size CPython would refuse)."""
+    large_allocations: int
+    """Blocks placed in the large area (MEM/OBJ blocks of 64 KiB and more)."""
+    bytes_released: int
+    """Bytes of pages given back to the OS: whole pages of large blocks that moved."""
     scope: str
     """Which allocator domains are served: "objects", "python" or "raw"."""
     on_exhausted: str
@@ -105,6 +110,15 @@ class Stats:
     """With ``install(histogram=True)``: ``(upper_bound, count, bytes)`` per
     power-of-two size class of the requests (malloc, calloc and realloc sizes;
     class ``2**k`` holds sizes in ``(2**(k-1), 2**k]``), non-empty classes only."""
+
+    @property
+    def address_space(self) -> int:
+        """Bytes of address space reserved: the small area then the large area."""
+        return 2 * self.reserved
+
+    def contains(self, address: int) -> bool:
+        """True if `address` (e.g. ``id(obj)``) lies in the region (either area)."""
+        return self.base <= address < self.base + self.address_space
 
     @property
     def available(self) -> int:
@@ -175,13 +189,14 @@ def install(
         )
     _check_interpreter(config, core)
     try:
-        region = _region.reserve(config.size)
+        size = _region.round_size(config.size)
+        region = _region.reserve(2 * size)
     except OSError as exc:
         raise BumpGlobalError(
             f"cannot reserve a region of {format_size(config.size)} ({exc.strerror or exc}): "
             "try a smaller size (e.g. size='256M'), or raise the address-space limit (ulimit -v)"
         ) from exc
-    core.install(region.base, region.size, region.committed, region.commit_step,
+    core.install(region.base, region.size // 2, region.committed, region.commit_step,
                  config.scope_code, config.on_exhausted_code, config.histogram)
     _installed_at = time.perf_counter()
     from bump_global._subinterp import install_guards
@@ -224,12 +239,7 @@ def memory() -> Memory:
     """
     from bump_global import _memory
 
-    resident = None
-    core = _load_core()
-    raw = core.stats()
-    if raw is not None:
-        base, consumed = raw[0], raw[3]
-        resident = core.resident(base, consumed) if consumed else 0
+    resident = _load_core().region_resident()
     rss, peak = _memory.process_rss()
     return Memory(rss=rss, peak_rss=peak, region_resident=resident)
 
