@@ -9,6 +9,7 @@ free?").  :func:`stats`, :func:`memory` and :func:`report` tell what it did.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -70,7 +71,8 @@ class Stats:
     base: int
     """Address of the region."""
     reserved: int
-    """Bytes of address space reserved."""
+    """The region's size: at most this many bytes are handed out (its address
+    space is twice that: a small-block area and a large-block area)."""
     used: int
     """Bytes handed out (16-byte rounded), including blocks that were freed."""
     consumed: int
@@ -97,6 +99,12 @@ class Stats:
     """Bytes of those allocations."""
     failed_allocations: int
     """Allocations refused (policy "error", or a size CPython would refuse)."""
+    large_allocations: int
+    """Blocks placed in the large area (MEM/OBJ blocks of 64 KiB and more)."""
+    bytes_released: int
+    """Bytes of pages given back to the OS: whole pages of large blocks that moved."""
+    bytes_prefaulted: int
+    """Bytes faulted in ahead of the bump by the prefault thread (``prefault=True``)."""
     scope: str
     """Which allocator domains are served: "objects", "python" or "raw"."""
     on_exhausted: str
@@ -105,6 +113,15 @@ class Stats:
     """With ``install(histogram=True)``: ``(upper_bound, count, bytes)`` per
     power-of-two size class of the requests (malloc, calloc and realloc sizes;
     class ``2**k`` holds sizes in ``(2**(k-1), 2**k]``), non-empty classes only."""
+
+    @property
+    def address_space(self) -> int:
+        """Bytes of address space reserved: the small area then the large area."""
+        return 2 * self.reserved
+
+    def contains(self, address: int) -> bool:
+        """True if `address` (e.g. ``id(obj)``) lies in the region (either area)."""
+        return self.base <= address < self.base + self.address_space
 
     @property
     def available(self) -> int:
@@ -140,6 +157,7 @@ def install(
     scope: str = DEFAULT_SCOPE,
     on_exhausted: str = DEFAULT_ON_EXHAUSTED,
     histogram: bool = False,
+    prefault: bool = True,
 ) -> None:
     """Reserve the region and route CPython's allocators through it.
 
@@ -151,6 +169,8 @@ def install(
     what no longer fits) or ``"error"`` (the allocation fails: MemoryError).
     `histogram`: count requests per power-of-two size class (see
     :attr:`Stats.histogram`); off by default, when the hot path pays nothing.
+    `prefault`: once the program has taken 32 MiB, a helper thread faults pages
+    in ahead of the bump, on another core (Linux; ignored elsewhere).
 
     Install once, as early as possible.  Calling it again with the same
     configuration does nothing; with another raises :class:`BumpGlobalError`,
@@ -158,14 +178,15 @@ def install(
     ValueError.  There is no uninstall: the hooks stay until the process exits.
     """
     global _installed_at
-    config = Config.make(size, scope, on_exhausted, histogram)
+    config = Config.make(size, scope, on_exhausted, histogram, prefault)
     core = _load_core()
     current = core.config()
     if current is not None:
-        _, reserved, scope_code, policy_code, hist = current
-        have = Config(reserved, scope_name(scope_code), on_exhausted_name(policy_code), hist)
+        _, reserved, scope_code, policy_code, hist, pre = current
+        have = Config(reserved, scope_name(scope_code), on_exhausted_name(policy_code), hist,
+                      pre)
         wanted = Config(_region.round_size(config.size), config.scope, config.on_exhausted,
-                        config.histogram)
+                        config.histogram, config.prefault)
         if have == wanted:
             return
         raise BumpGlobalError(
@@ -175,15 +196,20 @@ def install(
         )
     _check_interpreter(config, core)
     try:
-        region = _region.reserve(config.size)
+        size = _region.round_size(config.size)
+        region = _region.reserve(2 * size)
     except OSError as exc:
         raise BumpGlobalError(
             f"cannot reserve a region of {format_size(config.size)} ({exc.strerror or exc}): "
             "try a smaller size (e.g. size='256M'), or raise the address-space limit (ulimit -v)"
         ) from exc
-    core.install(region.base, region.size, region.committed, region.commit_step,
-                 config.scope_code, config.on_exhausted_code, config.histogram)
+    core.install(region.base, region.size // 2, region.committed, region.commit_step,
+                 config.scope_code, config.on_exhausted_code, config.histogram, config.prefault)
     _installed_at = time.perf_counter()
+    if config.prefault and hasattr(os, "register_at_fork"):
+        # CPython warns when fork() copies a multi-threaded process: stop the
+        # prefault thread before each os.fork() (it restarts when needed).
+        os.register_at_fork(before=core.prefault_stop)
     from bump_global._subinterp import install_guards
 
     install_guards(config.scope)
@@ -224,12 +250,7 @@ def memory() -> Memory:
     """
     from bump_global import _memory
 
-    resident = None
-    core = _load_core()
-    raw = core.stats()
-    if raw is not None:
-        base, consumed = raw[0], raw[3]
-        resident = core.resident(base, consumed) if consumed else 0
+    resident = _load_core().region_resident()
     rss, peak = _memory.process_rss()
     return Memory(rss=rss, peak_rss=peak, region_resident=resident)
 

@@ -102,17 +102,20 @@ class Config:
     scope: str
     on_exhausted: str
     histogram: bool = False
+    prefault: bool = True
 
     @classmethod
     def make(cls, size: SizeLike, scope: str, on_exhausted: str,
-             histogram: bool = False) -> Config:
-        if not isinstance(histogram, bool):
-            raise ValueError(f"invalid histogram {histogram!r}: expected True or False")
+             histogram: bool = False, prefault: bool = True) -> Config:
+        for name, flag in (("histogram", histogram), ("prefault", prefault)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"invalid {name} {flag!r}: expected True or False")
         return cls(
             size=parse_size(size),
             scope=_check_choice("scope", scope, SCOPES),
             on_exhausted=_check_choice("on_exhausted", on_exhausted, ON_EXHAUSTED),
             histogram=histogram,
+            prefault=prefault,
         )
 
     @property
@@ -128,6 +131,7 @@ class Config:
             f"size={format_size(self.size)} ({self.size} bytes), scope={self.scope!r}, "
             f"on_exhausted={self.on_exhausted!r}"
             + (", histogram=True" if self.histogram else "")
+            + ("" if self.prefault else ", prefault=False")
         )
 
 

@@ -5,13 +5,16 @@
  * Design
  * ======
  *
- * The region.  Python reserves one virtual region [base, base + size) once per
- * process (bump_global/_region.py) and hands it to install() below.  It is never
+ * The region.  Python reserves one virtual region once per process
+ * (bump_global/_region.py) and hands it to install() below.  It is never
  * unmapped: nothing here owns a Python object for it, so interpreter shutdown
- * cannot tear it down.  The first `committed` bytes are readable and writable;
- * where the platform needs it (Windows, or Linux in strict overcommit mode), the
- * rest is committed in steps of `commit_step` by the cold path (commit_upto).
- * Memory that has never been handed out is zero (fresh anonymous pages).
+ * cannot tear it down.  It spans 2 * size bytes of address space, two areas:
+ * the small area [base, end) and the large area [end, large_end), each able to
+ * hold the whole budget; together they hand out at most `size` bytes (the
+ * `charged` counter, moved by atomics in cold paths only).  Where the platform
+ * needs it (Windows, or Linux in strict overcommit mode) each area is committed
+ * in steps of `commit_step` by the cold path (commit_upto).  Memory that has
+ * never been handed out is zero (fresh anonymous pages).
  *
  * Chunks and arenas.  One global `cursor` consumes the region from the low end.
  * It only moves forward, by compare-and-swap, in cold paths.  Two arenas take
@@ -24,11 +27,20 @@
  *     small fraction of all allocations.  pthread_atfork keeps the mutex usable
  *     in a child of fork().
  * An arena whose chunk ends at the cursor extends it in place, so with one busy
- * arena the region is one contiguous run.  When the other arena took the next
+ * arena the small area is one contiguous run.  When the other arena took the next
  * chunk meanwhile, the rest of the current chunk is abandoned (counted as
  * waste) and a new chunk starts at the cursor.  Because every byte below the
  * cursor belongs to some chunk and is committed before the cursor moves past
  * it, [base, cursor) is always safe to read.
+ *
+ * The large area.  MEM/OBJ blocks of LARGE_MIN bytes and more are bumped there
+ * (under the GIL), each after a 16-byte header holding its size.  The blocks
+ * that grow (list items, bytearrays, strings being built) are then usually the
+ * most recent block of their area and grow in place, instead of being copied
+ * over and over past the small objects created meanwhile.  When a large block
+ * does move, exactly its bytes are copied and its whole pages are given back
+ * to the OS (MADV_DONTNEED): it is garbage, and its addresses are never handed
+ * out again, so this is no reuse.
  *
  * Alignment.  Every block is a multiple of 16 bytes and starts 16-aligned (the
  * region base is page aligned), as pymalloc gives on 64-bit builds.
@@ -39,14 +51,15 @@
  * free of the allocator that was installed before us, saved per domain.
  *
  * Realloc.  NULL is malloc.  A pointer outside the region goes to the saved
- * previous realloc.  The most recent block of the calling domain's arena grows
- * or shrinks in place (extending the chunk when it ends at the cursor).  Any
- * other block moves: we keep no headers, so the old size is unknown and we copy
- * min(new size, cursor - p) bytes: everything the old block can hold, never a
- * byte outside the used part of the region.  The tail we copy may be other
- * blocks' bytes (the caller ignores them); reading them is a benign race with
- * RAW threads writing their own blocks.  If the new block cannot be had, NULL
- * is returned and the old block stays valid (we never free it).
+ * previous realloc.  The most recent block of the calling domain's arena (or
+ * of the large area) grows or shrinks in place (extending the chunk when it
+ * ends at the cursor).  Any other block moves.  Small blocks keep no header, so
+ * their old size is unknown and we copy min(new size, cursor - p) bytes:
+ * everything the old block can hold, never a byte outside the used part of the
+ * region.  The tail we copy may be other blocks' bytes (the caller ignores
+ * them); reading them is a benign race with RAW threads writing their own
+ * blocks.  If the new block cannot be had, NULL is returned and the old block
+ * stays valid (we never free it).
  *
  * Calloc.  Checks nelem * elsize for overflow.  Memory above an arena's `dirty`
  * mark has never been handed out and is already zero: only a block that
@@ -57,9 +70,9 @@
  * request (counted); its pointers are outside the region, so free/realloc
  * forward them correctly.  Policy "error": NULL, and CPython raises MemoryError.
  * Since frees give nothing back, a program whose region is full could not even
- * build the traceback; so under "error" the arenas stop at `limit`, an
- * emergency reserve below the end (1/16 of the region, at most 4 MiB), which
- * the first failure releases for the unwinding that follows.
+ * build the traceback; so under "error" the budget stops short of `size` by
+ * an emergency reserve (1/16 of the region, at most 4 MiB), which the first
+ * failure for lack of room releases for the unwinding that follows.
  *
  * Installing.  Our functions ignore `ctx`; each finds its domain's state in a
  * static.  We install them with the previous allocator's ctx, so a thread that
@@ -99,6 +112,7 @@
                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
 #  define ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #  define ATOMIC_ADD(p, v) ((void)__atomic_fetch_add((p), (v), __ATOMIC_RELAXED))
+#  define ATOMIC_SUB(p, v) ((void)__atomic_fetch_sub((p), (v), __ATOMIC_RELAXED))
 #  define FENCE() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #elif defined(_MSC_VER)
 #  define likely(x) (x)
@@ -112,6 +126,7 @@
        bg_msvc_cas((volatile LONG64 *)(p), &(expected), (desired))
 #  define ATOMIC_STORE(p, v) ((void)InterlockedExchange64((volatile LONG64 *)(p), (LONG64)(v)))
 #  define ATOMIC_ADD(p, v) ((void)InterlockedExchangeAdd64((volatile LONG64 *)(p), (LONG64)(v)))
+#  define ATOMIC_SUB(p, v) ((void)InterlockedExchangeAdd64((volatile LONG64 *)(p), -(LONG64)(v)))
 #  define FENCE() MemoryBarrier()
 static __forceinline int
 __builtin_clzll(unsigned long long x)
@@ -143,6 +158,8 @@ bg_msvc_cas(volatile LONG64 *p, uintptr_t *expected, uintptr_t desired)
 #define GIL_CHUNK ((size_t)1 << 20)   /* granule the GIL arena takes from the cursor */
 #define RAW_CHUNK ((size_t)64 << 10)  /* granule of the RAW arena */
 #define EMERGENCY_RESERVE ((uintptr_t)4 << 20)  /* at most, policy "error" */
+#define LARGE_MIN ((size_t)64 << 10)  /* MEM/OBJ blocks this large go to the large area */
+#define LARGE_HEADER ALIGNMENT        /* a large block's size is kept just before it */
 
 /* Must match bump_global/_config.py. */
 enum { SCOPE_OBJECTS = 1, SCOPE_PYTHON = 2, SCOPE_RAW = 3 };
@@ -159,6 +176,9 @@ typedef struct {
     uint64_t fallback_allocations;
     uint64_t fallback_bytes;
     uint64_t failed_allocations; /* NULL returned (policy "error", or no memory) */
+    uint64_t large_allocations;  /* blocks placed in the large area */
+    uint64_t bytes_released;     /* pages of moved large blocks given back to the OS */
+    uint64_t bytes_prefaulted;   /* faulted in ahead of the bump by the prefault thread */
 } counters_t;
 
 typedef struct {
@@ -180,12 +200,16 @@ typedef struct {
 
 static struct {
     uintptr_t base;
-    uintptr_t size;         /* reserved bytes */
-    uintptr_t end;          /* base + size */
-    uintptr_t limit;        /* atomic: arenas stop here (end, or end - reserve) */
-    uintptr_t cursor;       /* atomic: [base, cursor) is handed to arenas */
+    uintptr_t size;         /* the budget: bytes the two areas may take together */
+    uintptr_t end;          /* end of the small area, base + size */
+    uintptr_t large_end;    /* end of the large area [end, large_end), base + 2 * size */
+    uintptr_t budget;       /* atomic: `charged` stops here (size, or size - reserve) */
+    uintptr_t charged;      /* atomic: bytes both areas took from the budget */
+    uintptr_t cursor;       /* atomic: [base, cursor) is handed to small arenas */
     uintptr_t committed;    /* atomic: [base, committed) is readable/writable */
-    uintptr_t commit_step;  /* 0: the whole region was committed up front */
+    uintptr_t large_committed;  /* atomic: [end, large_committed) likewise */
+    uintptr_t commit_step;  /* granule of commits when not all was committed */
+    uintptr_t page;         /* OS page size */
     int scope;
     int on_exhausted;
     int histogram;
@@ -194,12 +218,60 @@ static struct {
 
 static arena_t gil_arena;
 static arena_t raw_arena;
+
+/* The large area serves MEM/OBJ blocks of LARGE_MIN bytes and more: growing
+ * buffers (list items, bytearrays, big strings) are usually the most recent
+ * block there, so they grow in place.  Each block has a LARGE_HEADER holding
+ * its size, cheap at these sizes: a moved block copies exactly its bytes and
+ * its whole pages go back to the OS.  Guarded by the GIL, like gil_arena. */
+static struct {
+    uintptr_t top;    /* next free byte */
+    uintptr_t last;   /* the most recent block (after its header), 0 if none */
+    uintptr_t dirty;  /* bytes at or above max(top, dirty) were never handed out */
+} large;
 static PyMemAllocatorEx raw_prev, mem_prev, obj_prev;
 static const domain_t raw_dom = {&raw_arena, 1, &raw_prev};
 static const domain_t mem_dom = {&gil_arena, 0, &mem_prev};
 static const domain_t obj_dom = {&gil_arena, 0, &obj_prev};
 
 /* ---- locks ------------------------------------------------------------- */
+
+/* Prefaulting.  On a machine where a page fault costs microseconds, a bump
+ * allocator that never reuses memory pays one per 4 KiB handed out.  With
+ * `prefault`, a helper thread faults pages in ahead of each area's top
+ * (MADV_POPULATE_WRITE, or an atomic no-op write per page where the kernel
+ * lacks it, which is safe even if the main thread writes the same bytes), on
+ * the other core, off the critical path.  It starts only once PREFAULT_START
+ * bytes were taken, so small programs pay nothing, and it stays at most
+ * `ahead` bytes (1/8 of what was taken, 4 to 64 MiB) in front of the top.
+ * Cold paths ask it for more (prefault_ask); it never writes data. */
+#define PREFAULT_START ((uintptr_t)32 << 20)
+#define PREFAULT_STEP ((uintptr_t)2 << 20)
+#define PREFAULT_AHEAD_MIN ((uintptr_t)4 << 20)
+#define PREFAULT_AHEAD_MAX ((uintptr_t)64 << 20)
+#if defined(__linux__)
+#  define HAVE_PREFAULT 1
+#  ifndef MADV_POPULATE_WRITE
+#    define MADV_POPULATE_WRITE 23
+#  endif
+typedef struct {
+    uintptr_t want;   /* atomic: fault in up to here */
+    uintptr_t floor;  /* atomic: never below here (the top when asked) */
+    uintptr_t done;   /* atomic: faulted in up to here; written by the thread */
+} prefault_range_t;
+static struct {
+    int enabled;
+    int running;        /* the thread exists in this process */
+    int stop;           /* atomic: asks the thread to exit (before os.fork) */
+    int use_madvise;    /* MADV_POPULATE_WRITE works */
+    prefault_range_t area[2];  /* 0: small area, 1: large area */
+    uint64_t bytes;     /* atomic */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+} prefault = {0, 0, 0, 1, {{0, 0, 0}, {0, 0, 0}}, 0, 0, PTHREAD_MUTEX_INITIALIZER,
+              PTHREAD_COND_INITIALIZER};
+#endif
 
 #ifdef _WIN32
 static SRWLOCK raw_lock = SRWLOCK_INIT;
@@ -215,33 +287,82 @@ static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
 /* fork() copies a mutex in whatever state another thread left it: hold both
  * across the fork so the child gets them unlocked and consistent.  Lock order
  * everywhere: raw_lock, then commit_lock. */
-static void atfork_prepare(void) { LOCK(raw_lock); LOCK(commit_lock); }
-static void atfork_parent(void) { UNLOCK(commit_lock); UNLOCK(raw_lock); }
-static void atfork_child(void) { UNLOCK(commit_lock); UNLOCK(raw_lock); }
+static void
+atfork_prepare(void)
+{
+    LOCK(raw_lock);
+    LOCK(commit_lock);
+#  ifdef HAVE_PREFAULT
+    LOCK(prefault.lock);
+#  endif
+}
+static void
+atfork_parent(void)
+{
+#  ifdef HAVE_PREFAULT
+    UNLOCK(prefault.lock);
+#  endif
+    UNLOCK(commit_lock);
+    UNLOCK(raw_lock);
+}
+static void
+atfork_child(void)
+{
+#  ifdef HAVE_PREFAULT
+    prefault.running = 0;  /* the thread did not follow; the next ask restarts it */
+    UNLOCK(prefault.lock);
+#  endif
+    UNLOCK(commit_lock);
+    UNLOCK(raw_lock);
+}
 #endif
 
 /* ---- region: cold paths -------------------------------------------------- */
 
+/* In either area (the whole reservation: 2 * size bytes). */
 ALWAYS_INLINE int
 in_region(const void *p)
 {
-    return (uintptr_t)p - region.base < region.size;
+    return (uintptr_t)p - region.base < region.large_end - region.base;
 }
 
-/* Make [base, upto) readable and writable.  Returns 0 if the OS refuses. */
-static int
-commit_upto(uintptr_t upto)
+ALWAYS_INLINE int
+in_large_area(uintptr_t p)
 {
-    if (likely(upto <= ATOMIC_LOAD(&region.committed))) {
+    return p - region.end < region.large_end - region.end;
+}
+
+/* Take n bytes from the budget the two areas share.  0 if it has not enough. */
+static int
+charge(uintptr_t n)
+{
+    uintptr_t have = ATOMIC_LOAD(&region.charged);
+    for (;;) {
+        uintptr_t budget = ATOMIC_LOAD(&region.budget);
+        if (n > budget || have > budget - n) {
+            return 0;
+        }
+        if (ATOMIC_CAS(&region.charged, have, have + n)) {
+            return 1;
+        }
+    }
+}
+
+/* Make [area_base, upto) readable and writable, where *committed is the
+ * area's committed end.  Returns 0 if the OS refuses. */
+static int
+commit_upto(uintptr_t *committed, uintptr_t area_base, uintptr_t area_end, uintptr_t upto)
+{
+    if (likely(upto <= ATOMIC_LOAD(committed))) {
         return 1;
     }
     int ok = 1;
     LOCK(commit_lock);
-    uintptr_t have = region.committed;
+    uintptr_t have = *committed;
     if (upto > have) {
-        uintptr_t want = region.base + ROUND_UP(upto - region.base, region.commit_step);
-        if (want > region.end) {
-            want = region.end;
+        uintptr_t want = area_base + ROUND_UP(upto - area_base, region.commit_step);
+        if (want > area_end) {
+            want = area_end;
         }
 #ifdef _WIN32
         ok = VirtualAlloc((LPVOID)have, (SIZE_T)(want - have), MEM_COMMIT,
@@ -251,11 +372,113 @@ commit_upto(uintptr_t upto)
                       PROT_READ | PROT_WRITE) == 0;
 #endif
         if (ok) {
-            ATOMIC_STORE(&region.committed, want);
+            ATOMIC_STORE(committed, want);
         }
     }
     UNLOCK(commit_lock);
     return ok;
+}
+
+#ifdef HAVE_PREFAULT
+static void
+prefault_range(uintptr_t lo, uintptr_t hi)
+{
+    lo &= ~(region.page - 1);
+    hi = ROUND_UP(hi, region.page);
+    if (prefault.use_madvise && madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE) == 0) {
+        ATOMIC_ADD(&prefault.bytes, hi - lo);
+        return;
+    }
+    prefault.use_madvise = 0;  /* before Linux 5.14: touch instead */
+    for (uintptr_t p = lo; p < hi; p += region.page) {
+        __atomic_fetch_or((char *)p, 0, __ATOMIC_RELAXED);
+    }
+    ATOMIC_ADD(&prefault.bytes, hi - lo);
+}
+
+static void *
+prefault_main(void *unused)
+{
+    (void)unused;
+    while (!ATOMIC_LOAD(&prefault.stop)) {
+        int worked = 0;
+        for (int i = 0; i < 2; i++) {
+            prefault_range_t *r = &prefault.area[i];
+            uintptr_t from = ATOMIC_LOAD(&r->done);
+            uintptr_t floor = ATOMIC_LOAD(&r->floor);
+            uintptr_t want = ATOMIC_LOAD(&r->want);
+            from = from > floor ? from : floor;
+            if (from >= want) {
+                ATOMIC_STORE(&r->done, from);  /* nothing left below `want` */
+            }
+            else {
+                uintptr_t stop = want - from > PREFAULT_STEP ? from + PREFAULT_STEP : want;
+                prefault_range(from, stop);
+                ATOMIC_STORE(&r->done, stop);
+                worked = 1;
+            }
+        }
+        if (!worked) {
+            LOCK(prefault.lock);
+            while (!ATOMIC_LOAD(&prefault.stop) &&
+                   ATOMIC_LOAD(&prefault.area[0].done) >= ATOMIC_LOAD(&prefault.area[0].want) &&
+                   ATOMIC_LOAD(&prefault.area[1].done) >= ATOMIC_LOAD(&prefault.area[1].want)) {
+                pthread_cond_wait(&prefault.wake, &prefault.lock);
+            }
+            UNLOCK(prefault.lock);
+        }
+    }
+    return NULL;
+}
+#endif
+
+/* Ask the prefault thread to fault area `which` in ahead of `top`.  Cold
+ * paths only: called once per chunk (1 MiB) or large block. */
+static void
+prefault_ask(int which, uintptr_t top)
+{
+#ifdef HAVE_PREFAULT
+    if (!prefault.enabled) {
+        return;
+    }
+    uintptr_t taken = ATOMIC_LOAD(&region.charged);
+    if (taken < PREFAULT_START) {
+        return;
+    }
+    uintptr_t ahead = taken / 8;
+    ahead = ahead < PREFAULT_AHEAD_MIN ? PREFAULT_AHEAD_MIN
+          : ahead > PREFAULT_AHEAD_MAX ? PREFAULT_AHEAD_MAX : ahead;
+    uintptr_t limit = ATOMIC_LOAD(which ? &region.large_committed : &region.committed);
+    uintptr_t want = top + ahead < limit ? top + ahead : limit;
+    prefault_range_t *r = &prefault.area[which];
+    /* Both arenas ask for the small area: keep the highest top and want. */
+    uintptr_t seen = ATOMIC_LOAD(&r->floor);
+    while (seen < top && !ATOMIC_CAS(&r->floor, seen, top)) {
+    }
+    seen = ATOMIC_LOAD(&r->want);
+    while (seen < want && !ATOMIC_CAS(&r->want, seen, want)) {
+    }
+    if (ATOMIC_LOAD(&r->done) >= want) {
+        return;
+    }
+    LOCK(prefault.lock);
+    if (!prefault.running) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 64 << 10);
+        ATOMIC_STORE(&prefault.stop, 0);
+        prefault.running = pthread_create(&prefault.thread, &attr, prefault_main, NULL) == 0;
+        pthread_attr_destroy(&attr);
+        if (!prefault.running) {
+            prefault.enabled = 0;  /* no thread, no prefaulting: nothing breaks */
+        }
+    }
+    pthread_cond_signal(&prefault.wake);
+    UNLOCK(prefault.lock);
+#else
+    (void)which;
+    (void)top;
+#endif
 }
 
 /* Give arena `a` at least `need` bytes at a->top.  If a->top is in a chunk
@@ -273,15 +496,24 @@ arena_refill(arena_t *a, size_t need, size_t granule, int in_place_only)
             return 0;
         }
         uintptr_t start = contiguous ? a->top : cur;
-        uintptr_t limit = ATOMIC_LOAD(&region.limit);
-        if (start > limit || need > limit - start) {
+        if (need > region.end - start) {
             return 0;
         }
         uintptr_t new_end = start + ROUND_UP(need, granule);
-        if (new_end > limit || new_end < start) {
-            new_end = limit;
+        if (new_end > region.end || new_end < start) {
+            new_end = region.end;
         }
-        if (!commit_upto(new_end)) {
+        /* Bytes newly taken: [cur, new_end) (when contiguous, a->end == cur).
+         * Near the end of the budget, take only what `need` asks for. */
+        if (!charge(new_end - cur)) {
+            new_end = start + need;
+            if (!charge(new_end - cur)) {
+                return 0;
+            }
+        }
+        uintptr_t grabbed = new_end - cur;
+        if (!commit_upto(&region.committed, region.base, region.end, new_end)) {
+            ATOMIC_SUB(&region.charged, grabbed);
             return 0;
         }
         if (ATOMIC_CAS(&region.cursor, cur, new_end)) {
@@ -291,8 +523,10 @@ arena_refill(arena_t *a, size_t need, size_t granule, int in_place_only)
                 a->last = 0;  /* the previous block cannot grow into this chunk */
             }
             a->end = new_end;
+            prefault_ask(0, a->top);
             return 1;
         }
+        ATOMIC_SUB(&region.charged, grabbed);
         /* `cur` now holds the cursor another arena moved; try again. */
     }
 }
@@ -300,19 +534,98 @@ arena_refill(arena_t *a, size_t need, size_t granule, int in_place_only)
 /* ---- the bump ------------------------------------------------------------ */
 
 /* The fast path.  One comparison rejects a zero size, a size that overflows
- * the rounding, and a block that does not fit: all go to the cold path. */
+ * the rounding, and a block that does not fit: all go to the cold path, as
+ * do the large blocks of the GIL arena (a second, well-predicted test). */
 ALWAYS_INLINE void *
 arena_bump(arena_t *a, size_t n)
 {
     size_t sz = (n + (ALIGNMENT - 1)) & ~(ALIGNMENT - 1);
     uintptr_t top = a->top;
-    if (likely(sz - 1 < a->end - top)) {
+    if (likely(sz - 1 < a->end - top) && (a == &raw_arena || likely(sz < LARGE_MIN))) {
         a->top = top + sz;
         a->last = top;
         a->c.allocations++;
         return (void *)top;
     }
     return NULL;
+}
+
+/* ---- the large area (GIL domains only) ------------------------------------ */
+
+ALWAYS_INLINE size_t
+large_size(uintptr_t p)
+{
+    return *(size_t *)(p - LARGE_HEADER);
+}
+
+static void *
+large_alloc(arena_t *a, size_t n)
+{
+    size_t sz = ROUND_UP(n, ALIGNMENT) + LARGE_HEADER;
+    uintptr_t h = large.top;
+    if (sz > region.large_end - h || !charge(sz)) {
+        return NULL;
+    }
+    if (!commit_upto(&region.large_committed, region.end, region.large_end, h + sz)) {
+        ATOMIC_SUB(&region.charged, sz);
+        return NULL;
+    }
+    *(size_t *)h = sz - LARGE_HEADER;
+    large.top = h + sz;
+    large.last = h + LARGE_HEADER;
+    prefault_ask(1, large.top);
+    a->c.allocations++;
+    a->c.large_allocations++;
+    return (void *)large.last;
+}
+
+/* Resize the most recent large block where it stands.  0 if it cannot. */
+static int
+large_resize_last(arena_t *a, uintptr_t p, size_t n)
+{
+    size_t new_sz = n == 0 ? ALIGNMENT : ROUND_UP(n, ALIGNMENT);
+    size_t old_sz = large_size(p);
+    if (new_sz > old_sz) {
+        size_t grow = new_sz - old_sz;
+        if (grow > region.large_end - large.top || !charge(grow)) {
+            return 0;
+        }
+        if (!commit_upto(&region.large_committed, region.end, region.large_end, p + new_sz)) {
+            ATOMIC_SUB(&region.charged, grow);
+            return 0;
+        }
+    }
+    else if (new_sz < old_sz) {
+        ATOMIC_SUB(&region.charged, old_sz - new_sz);
+        if (large.top > large.dirty) {
+            large.dirty = large.top;  /* the bytes we give back were handed out */
+        }
+    }
+    *(size_t *)(p - LARGE_HEADER) = new_sz;
+    large.top = p + new_sz;
+    if (new_sz > old_sz) {
+        prefault_ask(1, large.top);
+    }
+    a->c.reallocs_in_place++;
+    return 1;
+}
+
+/* A large block that moved is garbage: give its whole pages back to the OS.
+ * The addresses are never handed out again. */
+static void
+release_block(arena_t *a, uintptr_t p, size_t size)
+{
+#if defined(MADV_DONTNEED) && !defined(_WIN32)
+    uintptr_t lo = ROUND_UP(p, region.page);
+    uintptr_t hi = (p + size) & ~(region.page - 1);
+    if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0) {
+        a->c.bytes_released += hi - lo;
+    }
+#else
+    (void)a;
+    (void)p;
+    (void)size;
+#endif
 }
 
 static NOINLINE void *
@@ -325,6 +638,9 @@ arena_bump_cold(arena_t *a, size_t n)
         return NULL;
     }
     size_t sz = ROUND_UP(n, ALIGNMENT);
+    if (a == &gil_arena && sz >= LARGE_MIN) {
+        return large_alloc(a, n);
+    }
     if (sz > a->end - a->top &&
         !arena_refill(a, sz, a == &raw_arena ? RAW_CHUNK : GIL_CHUNK, 0)) {
         return NULL;
@@ -359,10 +675,10 @@ exhausted(const domain_t *d, size_t nelem, size_t elsize, int zero)
     else {
         c->failed_allocations++;
     }
-    if (n <= region.end - region.limit) {
+    if (n <= region.size - region.budget) {
         /* The region is full (not merely too small for a huge request):
          * release the emergency reserve for the unwinding that follows. */
-        ATOMIC_STORE(&region.limit, region.end);
+        ATOMIC_STORE(&region.budget, region.size);
     }
     return NULL;
 }
@@ -410,8 +726,12 @@ hook_calloc(const domain_t *d, size_t nelem, size_t elsize)
     }
     /* Bytes below `dirty` may have been handed out before (and written). */
     size_t to_clear = 0;
-    if (p != NULL && unlikely((uintptr_t)p < a->dirty)) {
-        to_clear = a->dirty - (uintptr_t)p;
+    uintptr_t dirty = a->dirty;
+    if (!d->is_raw && unlikely(in_large_area((uintptr_t)p))) {
+        dirty = large.dirty;
+    }
+    if (p != NULL && unlikely((uintptr_t)p < dirty)) {
+        to_clear = dirty - (uintptr_t)p;
         if (to_clear > n) {
             to_clear = n;
         }
@@ -486,25 +806,42 @@ hook_realloc_cold(const domain_t *d, void *p, size_t n)
     if (n > (size_t)PY_SSIZE_T_MAX) {
         return NULL;
     }
-    ARENA_LOCK(d);
-    int done = (uintptr_t)p == a->last &&
-               resize_last(a, (uintptr_t)p, n, d->is_raw ? RAW_CHUNK : GIL_CHUNK);
-    ARENA_UNLOCK(d);
-    if (done) {
-        return p;
+    uintptr_t addr = (uintptr_t)p;
+    int is_large = in_large_area(addr);
+    size_t avail;
+    if (is_large) {
+        /* Only the GIL domains own the large area (RAW may meet its blocks
+         * through a mismatched call, and then just moves them). */
+        if (!d->is_raw && addr == large.last && large_resize_last(a, addr, n)) {
+            return p;
+        }
+        avail = large_size(addr);
+    }
+    else {
+        ARENA_LOCK(d);
+        int done = addr == a->last &&
+                   resize_last(a, addr, n, d->is_raw ? RAW_CHUNK : GIL_CHUNK);
+        ARENA_UNLOCK(d);
+        if (done) {
+            return p;
+        }
+        /* We keep no size for small blocks, but [p, cursor) is committed and
+         * readable: copy what the old block can hold. */
+        avail = ATOMIC_LOAD(&region.cursor) - addr;
     }
     void *q = hook_malloc(d, n);
     if (q == NULL) {
         return NULL;  /* the old block stays valid */
     }
-    /* [p, cursor) is committed and readable: copy what the old block can hold. */
-    size_t avail = ATOMIC_LOAD(&region.cursor) - (uintptr_t)p;
     size_t copy = n < avail ? n : avail;
     memcpy(q, p, copy);
     ARENA_LOCK(d);
     a->c.reallocs_moved++;
     a->c.bytes_copied += copy;
     ARENA_UNLOCK(d);
+    if (is_large && !d->is_raw) {
+        release_block(a, addr, avail);
+    }
     return q;
 }
 
@@ -590,18 +927,19 @@ static PyObject *
 core_install(PyObject *self, PyObject *args)
 {
     unsigned long long base, size, committed, commit_step;
-    int scope, on_exhausted, histogram;
-    if (!PyArg_ParseTuple(args, "KKKKiip:install", &base, &size, &committed,
-                          &commit_step, &scope, &on_exhausted, &histogram)) {
+    int scope, on_exhausted, histogram, prefault_on;
+    if (!PyArg_ParseTuple(args, "KKKKiipp:install", &base, &size, &committed,
+                          &commit_step, &scope, &on_exhausted, &histogram, &prefault_on)) {
         return NULL;
     }
     if (region.installed) {
         PyErr_SetString(PyExc_RuntimeError, "bump_global is already installed");
         return NULL;
     }
+    /* The reservation is 2 * size bytes: the small area, then the large area. */
     if (base == 0 || base % ALIGNMENT || size < GIL_CHUNK || size % ALIGNMENT ||
-        committed > size || base + size < base ||
-        (committed < size && (commit_step == 0 || commit_step % ALIGNMENT)) ||
+        committed > 2 * size || base + 2 * size < base ||
+        (committed < 2 * size && (commit_step == 0 || commit_step % ALIGNMENT)) ||
         (scope != SCOPE_OBJECTS && scope != SCOPE_PYTHON && scope != SCOPE_RAW) ||
         (on_exhausted != ON_EXHAUSTED_FALLBACK && on_exhausted != ON_EXHAUSTED_ERROR)) {
         PyErr_SetString(PyExc_ValueError, "invalid region or configuration");
@@ -623,14 +961,38 @@ core_install(PyObject *self, PyObject *args)
     region.base = (uintptr_t)base;
     region.size = (uintptr_t)size;
     region.end = region.base + region.size;
-    region.limit = region.end;
+    region.large_end = region.end + region.size;
+    region.budget = region.size;
     if (on_exhausted == ON_EXHAUSTED_ERROR) {
         uintptr_t reserve = ROUND_UP(region.size / 16, ALIGNMENT);
-        region.limit -= reserve < EMERGENCY_RESERVE ? reserve : EMERGENCY_RESERVE;
+        region.budget -= reserve < EMERGENCY_RESERVE ? reserve : EMERGENCY_RESERVE;
     }
+    region.charged = 0;
     region.cursor = region.base;
-    region.committed = region.base + (uintptr_t)committed;
+    if (committed == 2 * size) {
+        region.committed = region.end;
+        region.large_committed = region.large_end;
+    }
+    else {
+        region.committed = region.base + (uintptr_t)(committed < size ? committed : size);
+        region.large_committed = region.end;
+    }
     region.commit_step = (uintptr_t)(commit_step ? commit_step : size);
+#ifdef _WIN32
+    {
+        SYSTEM_INFO info;
+        GetSystemInfo(&info);
+        region.page = (uintptr_t)info.dwPageSize;
+    }
+#else
+    region.page = (uintptr_t)sysconf(_SC_PAGESIZE);
+#endif
+    large.top = region.end;
+#ifdef HAVE_PREFAULT
+    prefault.enabled = prefault_on;
+#else
+    (void)prefault_on;
+#endif
     region.scope = scope;
     region.on_exhausted = on_exhausted;
     region.histogram = histogram;
@@ -658,15 +1020,47 @@ core_install(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Stop the prefault thread and wait for it (it restarts when next needed).
+ * bump_global registers this with os.register_at_fork(before=...): CPython
+ * warns about fork() in a multi-threaded process, and ours would count. */
+static PyObject *
+core_prefault_stop(PyObject *self, PyObject *unused)
+{
+#ifdef HAVE_PREFAULT
+    LOCK(prefault.lock);
+    int running = prefault.running;
+    if (running) {
+        ATOMIC_STORE(&prefault.stop, 1);
+        pthread_cond_signal(&prefault.wake);
+    }
+    UNLOCK(prefault.lock);
+    if (running) {
+        Py_BEGIN_ALLOW_THREADS
+        pthread_join(prefault.thread, NULL);
+        Py_END_ALLOW_THREADS
+        LOCK(prefault.lock);
+        prefault.running = 0;
+        UNLOCK(prefault.lock);
+    }
+#endif
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 core_config(PyObject *self, PyObject *unused)
 {
     if (!region.installed) {
         Py_RETURN_NONE;
     }
-    return Py_BuildValue("(KKiiO)", (unsigned long long)region.base,
+#ifdef HAVE_PREFAULT
+    int prefault_on = prefault.enabled;
+#else
+    int prefault_on = 0;
+#endif
+    return Py_BuildValue("(KKiiOO)", (unsigned long long)region.base,
                          (unsigned long long)region.size, region.scope,
-                         region.on_exhausted, region.histogram ? Py_True : Py_False);
+                         region.on_exhausted, region.histogram ? Py_True : Py_False,
+                         prefault_on ? Py_True : Py_False);
 }
 
 static void
@@ -682,15 +1076,19 @@ add_counters(counters_t *sum, const counters_t *c)
     sum->fallback_allocations += c->fallback_allocations;
     sum->fallback_bytes += c->fallback_bytes;
     sum->failed_allocations += c->failed_allocations;
+    sum->large_allocations += c->large_allocations;
+    sum->bytes_released += c->bytes_released;
 }
 
-/* Bytes handed out: what the arenas took from the region, less the unused
- * tails of their chunks.  Optionally adds up the counters.  The GIL (held by
- * the caller) guards the GIL arena; raw_lock the RAW arena. */
+/* Bytes handed out: what the small arenas took, less the unused tails of
+ * their chunks, plus the large area (blocks and headers).  Sets *consumed to
+ * all the bytes taken; optionally adds up the counters.  The GIL (held by the
+ * caller) guards the GIL arena and the large area; raw_lock the RAW arena. */
 static uint64_t
-region_used(uintptr_t *cursor, counters_t *sum)
+region_used(uint64_t *consumed, uintptr_t *cursor, counters_t *sum)
 {
     uint64_t unused_bytes = gil_arena.waste + (gil_arena.end - gil_arena.top);
+    uint64_t large_bytes = large.top - region.end;
     LOCK(raw_lock);
     unused_bytes += raw_arena.waste + (raw_arena.end - raw_arena.top);
     *cursor = ATOMIC_LOAD(&region.cursor);
@@ -699,7 +1097,8 @@ region_used(uintptr_t *cursor, counters_t *sum)
         add_counters(sum, &raw_arena.c);
     }
     UNLOCK(raw_lock);
-    return (uint64_t)(*cursor - region.base) - unused_bytes;
+    *consumed = (uint64_t)(*cursor - region.base) + large_bytes;
+    return *consumed - unused_bytes;
 }
 
 static PyObject *
@@ -710,17 +1109,24 @@ core_stats(PyObject *self, PyObject *unused)
     }
     counters_t sum = {0};
     uintptr_t cursor;
-    uint64_t used = region_used(&cursor, &sum);
+    uint64_t consumed;
+    uint64_t used = region_used(&consumed, &cursor, &sum);
+    uint64_t committed = (ATOMIC_LOAD(&region.committed) - region.base) +
+                         (ATOMIC_LOAD(&region.large_committed) - region.end);
+#ifdef HAVE_PREFAULT
+    sum.bytes_prefaulted = ATOMIC_LOAD(&prefault.bytes);
+#endif
     return Py_BuildValue(
-        "(KKKKKKKKKKKKKKK)", (unsigned long long)region.base,
+        "(KKKKKKKKKKKKKKKKKK)", (unsigned long long)region.base,
         (unsigned long long)region.size, (unsigned long long)used,
-        (unsigned long long)(cursor - region.base),
-        (unsigned long long)(ATOMIC_LOAD(&region.committed) - region.base),
+        (unsigned long long)consumed, (unsigned long long)committed,
         (unsigned long long)sum.allocations, (unsigned long long)sum.frees_ignored,
         (unsigned long long)sum.foreign_frees, (unsigned long long)sum.foreign_reallocs,
         (unsigned long long)sum.reallocs_in_place, (unsigned long long)sum.reallocs_moved,
         (unsigned long long)sum.bytes_copied, (unsigned long long)sum.fallback_allocations,
-        (unsigned long long)sum.fallback_bytes, (unsigned long long)sum.failed_allocations);
+        (unsigned long long)sum.fallback_bytes, (unsigned long long)sum.failed_allocations,
+        (unsigned long long)sum.large_allocations, (unsigned long long)sum.bytes_released,
+        (unsigned long long)sum.bytes_prefaulted);
 }
 
 /* Resident bytes of [addr, addr + length): mincore() where the OS has it,
@@ -756,6 +1162,34 @@ resident_bytes(uintptr_t addr, uintptr_t length)
 #endif
 }
 
+/* Resident bytes of the parts of both areas handed out so far. */
+static PyObject *
+region_resident(uintptr_t cursor)
+{
+    PyObject *small = resident_bytes(region.base, cursor - region.base);
+    if (small == NULL || small == Py_None) {
+        return small;
+    }
+    PyObject *big = resident_bytes(region.end, large.top - region.end);
+    if (big == NULL) {
+        Py_DECREF(small);
+        return NULL;
+    }
+    PyObject *sum = PyNumber_Add(small, big);
+    Py_DECREF(small);
+    Py_DECREF(big);
+    return sum;
+}
+
+static PyObject *
+core_region_resident(PyObject *self, PyObject *unused)
+{
+    if (!region.installed) {
+        Py_RETURN_NONE;
+    }
+    return region_resident(ATOMIC_LOAD(&region.cursor));
+}
+
 static PyObject *
 core_resident(PyObject *self, PyObject *args)
 {
@@ -774,12 +1208,10 @@ core_sample(PyObject *self, PyObject *unused)
         return Py_BuildValue("(iO)", 0, Py_None);
     }
     uintptr_t cursor;
-    uint64_t used = region_used(&cursor, NULL);
-    PyObject *resident = resident_bytes(region.base, cursor - region.base);
-    if (resident == NULL) {
-        return NULL;
-    }
-    return Py_BuildValue("(KN)", (unsigned long long)used, resident);
+    uint64_t consumed;
+    uint64_t used = region_used(&consumed, &cursor, NULL);
+    return Py_BuildValue("(KN)", (unsigned long long)used,
+                         region_resident(cursor));
 }
 
 /* ((upper_bound, count, bytes), ...) for the non-empty size classes, or None
@@ -814,19 +1246,20 @@ core_histogram(PyObject *self, PyObject *unused)
     return result;
 }
 
-/* A test probe: malloc, optionally one more block, then realloc, with nothing
+/* A test probe: malloc, optionally one more block of `interleave` bytes, then
+ * realloc, with nothing
  * allocated in between (ctypes would allocate Python ints between calls).
  * Goes through CPython's public API, so it exercises whatever is installed. */
 static PyObject *
 core_probe_realloc(PyObject *self, PyObject *args)
 {
-    int domain, interleave;
-    Py_ssize_t first, new_size;
-    if (!PyArg_ParseTuple(args, "innp:probe_realloc", &domain, &first, &new_size,
+    int domain;
+    Py_ssize_t first, new_size, interleave;
+    if (!PyArg_ParseTuple(args, "innn:probe_realloc", &domain, &first, &new_size,
                           &interleave)) {
         return NULL;
     }
-    if (domain < 0 || domain > 2 || first < 0 || new_size < 0) {
+    if (domain < 0 || domain > 2 || first < 0 || new_size < 0 || interleave < 0) {
         PyErr_SetString(PyExc_ValueError, "domain must be 0 (RAW), 1 (MEM) or 2 (OBJ)");
         return NULL;
     }
@@ -840,7 +1273,7 @@ core_probe_realloc(PyObject *self, PyObject *args)
     for (Py_ssize_t i = 0; i < first; i++) {
         p[i] = (unsigned char)(i * 7 + 3);
     }
-    if (interleave && mallocs[domain](16) == NULL) {
+    if (interleave && mallocs[domain]((size_t)interleave) == NULL) {
         return PyErr_NoMemory();
     }
     unsigned char *q = reallocs[domain](p, (size_t)new_size);
@@ -858,18 +1291,22 @@ core_probe_realloc(PyObject *self, PyObject *args)
 static PyMethodDef core_methods[] = {
     {"probe_realloc", core_probe_realloc, METH_VARARGS,
      "probe_realloc(domain, size, new_size, interleave) -> (p, q, contents_kept)\n"
-     "Test probe: malloc(size), [malloc(16)], realloc(p, new_size) in one C call."},
+     "Test probe: malloc(size), [malloc(interleave)], realloc(p, new_size) in one C call."},
     {"install", core_install, METH_VARARGS,
-     "install(base, size, committed, commit_step, scope, on_exhausted, histogram)\n"
+     "install(base, size, committed, commit_step, scope, on_exhausted, histogram, prefault)\n"
      "Install the hooks over a reserved region (see bump_global.install)."},
     {"config", core_config, METH_NOARGS,
-     "config() -> (base, size, scope, on_exhausted, histogram) or None if not installed."},
+     "config() -> (base, size, scope, on_exhausted, histogram, prefault) or None."},
     {"stats", core_stats, METH_NOARGS,
      "stats() -> tuple of counters (see bump_global.stats) or None."},
+    {"prefault_stop", core_prefault_stop, METH_NOARGS,
+     "prefault_stop(): stop the prefault thread until it is next needed."},
     {"sample", core_sample, METH_NOARGS,
      "sample() -> (used, resident): bytes handed out and resident bytes of the region."},
     {"histogram", core_histogram, METH_NOARGS,
      "histogram() -> ((upper_bound, count, bytes), ...) or None if off."},
+    {"region_resident", core_region_resident, METH_NOARGS,
+     "region_resident() -> resident bytes of the used parts of the region, or None."},
     {"resident", core_resident, METH_VARARGS,
      "resident(addr, length) -> resident bytes of the range, or None if unknown."},
     {NULL, NULL, 0, NULL}

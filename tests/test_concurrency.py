@@ -156,3 +156,36 @@ def test_exhaustion_error_uncaught_exits_with_a_traceback(py):
     """, check=False)
     assert proc.returncode == 1
     assert "MemoryError" in proc.stderr and "Fatal" not in proc.stderr
+
+
+def test_prefault_thread_starts_only_for_big_programs_and_keeps_data(py):
+    out = py("""
+        import bump_global, json, os
+        bump_global.install("2G")
+        small = bump_global.stats().bytes_prefaulted
+        data = [(i, str(i)) for i in range(1000000)]       # about 100 MB
+        big = bump_global.stats()
+        pid = os.fork()
+        more = [bytes([i % 256]) * 200 for i in range(300000)]  # 60+ MB after the fork
+        ok = all(d == (i, str(i)) for i, d in enumerate(data))
+        ok &= all(m == bytes([i % 256]) * 200 for i, m in enumerate(more))
+        after = bump_global.stats().bytes_prefaulted
+        if pid == 0:
+            os._exit(0 if ok and after > big.bytes_prefaulted else 1)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps([small, big.bytes_prefaulted, big.used, ok, os.WEXITSTATUS(status)]))
+    """, python_args=["-W", "error::DeprecationWarning"]).stdout  # no "multi-threaded fork"
+    small, prefaulted, used, ok, child = json.loads(out)
+    assert small == 0  # under 32 MiB taken: no thread, nothing faulted ahead
+    assert used // 2 < prefaulted <= used + (2 * 64 + 4) * (1 << 20)
+    assert ok and child == 0  # the child restarted the thread and kept its data
+
+
+def test_prefault_off(py):
+    out = py("""
+        import bump_global
+        bump_global.install("1G", prefault=False)
+        data = [(i, str(i)) for i in range(500000)]
+        print(bump_global.stats().bytes_prefaulted)
+    """).stdout
+    assert out.strip() == "0"
