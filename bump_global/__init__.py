@@ -109,6 +109,8 @@ class Stats:
     """Which allocator domains are served: "objects", "python" or "raw"."""
     on_exhausted: str
     """What happens when the region is full: "fallback" or "error"."""
+    prefault: bool = False
+    """Whether the prefault thread is enabled (``install(prefault=...)``)."""
     histogram: Optional[Tuple[Tuple[int, int, int], ...]] = None
     """With ``install(histogram=True)``: ``(upper_bound, count, bytes)`` per
     power-of-two size class of the requests (malloc, calloc and realloc sizes;
@@ -239,7 +241,7 @@ def stats() -> Stats:
         raise BumpGlobalError("bump_global is not installed: call bump_global.install() first")
     config = core.config()
     return Stats(*raw, scope=scope_name(config[2]), on_exhausted=on_exhausted_name(config[3]),
-                 histogram=core.histogram())
+                 prefault=config[5], histogram=core.histogram())
 
 
 def memory() -> Memory:

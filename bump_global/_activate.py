@@ -34,6 +34,7 @@ class Options:
     on_exhausted: str
     report: bool
     histogram: bool
+    prefault: bool
 
 
 def parse_flag(value: str) -> bool:
@@ -88,6 +89,7 @@ def read_options(environ: Mapping[str, str]) -> Optional[Options]:
                          lambda v: Config.make(DEFAULT_SIZE, DEFAULT_SCOPE, v).on_exhausted),
         report=get("_REPORT", False, parse_flag),
         histogram=get("_HISTOGRAM", False, parse_flag),
+        prefault=get("_PREFAULT", True, parse_flag),
     )
     if problems:
         raise ValueError("; ".join(problems))
@@ -117,17 +119,9 @@ def _activate(environ: Mapping[str, str], start: float) -> None:
         return
     import bump_global
 
-    extra = {}
-    if options.histogram:
-        import inspect
-
-        if "histogram" in inspect.signature(bump_global.install).parameters:
-            extra["histogram"] = True
-        else:
-            _warn(f"{PREFIX}_HISTOGRAM: this version of bump_global has no histogram; "
-                  "installing without it")
     try:
-        bump_global.install(options.size, options.scope, options.on_exhausted, **extra)
+        bump_global.install(options.size, options.scope, options.on_exhausted,
+                            histogram=options.histogram, prefault=options.prefault)
     except bump_global.BumpGlobalError as exc:
         _warn(f"{PREFIX}={environ[PREFIX]!r}: {exc}; the allocator is not installed")
         return
@@ -144,10 +138,7 @@ def _print_report(start: float) -> None:
     try:
         import bump_global
 
-        try:
-            text = bump_global.report(wall_time=wall_time)  # type: ignore[call-arg]
-        except TypeError:  # a version of report() without wall_time
-            text = bump_global.report()
+        text = bump_global.report(wall_time=wall_time)
         try:
             sys.stdout.flush()
         except Exception:  # stdout may be closed: the report goes to stderr

@@ -15,7 +15,8 @@ SCHEMA = "bump_global.report/1"
 
 COUNTERS = ("allocations", "frees_ignored", "foreign_frees", "foreign_reallocs",
             "reallocs_in_place", "reallocs_moved", "bytes_copied", "fallback_allocations",
-            "fallback_bytes", "failed_allocations")
+            "fallback_bytes", "failed_allocations", "large_allocations", "bytes_released",
+            "bytes_prefaulted")
 
 
 def _pct(part: int, whole: int) -> str:
@@ -49,10 +50,11 @@ def format_report(stats: Optional[Stats], mem: Memory, wall_time: Optional[float
         _row("region", f"{format_size(stats.reserved)} reserved",
              f"{format_size(stats.used)} used ({_pct(stats.used, stats.reserved)})",
              f"{resident} resident"),
-        _row("blocks", f"{stats.allocations:,} allocations",
+        _row("blocks", f"{stats.allocations:,} allocations ({stats.large_allocations:,} large)",
              f"{stats.frees_ignored:,} frees ignored"),
         _row("reallocs", f"{stats.reallocs_in_place:,} in place",
-             f"{stats.reallocs_moved:,} moved ({format_size(stats.bytes_copied)} copied)"),
+             f"{stats.reallocs_moved:,} moved ({format_size(stats.bytes_copied)} copied, "
+             f"{format_size(stats.bytes_released)} released)"),
         _row("foreign", f"{stats.foreign_frees:,} frees",
              f"{stats.foreign_reallocs:,} reallocs (blocks from before the install)"),
         _row("full", f"{stats.fallback_allocations:,} fallbacks "
@@ -60,6 +62,9 @@ def format_report(stats: Optional[Stats], mem: Memory, wall_time: Optional[float
              f"{stats.failed_allocations:,} refused"),
         _row("process", *process),
     ]
+    if stats.bytes_prefaulted:
+        lines.insert(2, _row("prefault", f"{format_size(stats.bytes_prefaulted)} faulted in "
+                                         "ahead by the helper thread"))
     if stats.histogram is not None:
         lines.extend(format_histogram(stats.histogram))
     return "\n".join(lines)
@@ -82,8 +87,10 @@ def report_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float])
     }
     if stats is not None:
         result["config"] = {"scope": stats.scope, "on_exhausted": stats.on_exhausted,
-                            "size": stats.reserved, "histogram": stats.histogram is not None}
-        result["region"] = {"base": stats.base, "reserved": stats.reserved, "used": stats.used,
+                            "size": stats.reserved, "histogram": stats.histogram is not None,
+                            "prefault": stats.prefault}
+        result["region"] = {"base": stats.base, "reserved": stats.reserved,
+                            "address_space": stats.address_space, "used": stats.used,
                             "consumed": stats.consumed, "committed": stats.committed,
                             "resident": mem.region_resident}
         result["counters"] = {name: getattr(stats, name) for name in COUNTERS}

@@ -282,6 +282,8 @@ def _add_run_parser(sub: Any) -> None:
                         help="fallback or error (default: %(default)s)")
     parser.add_argument("--histogram", action="store_true",
                         help="count requests per power-of-two size class (in the report)")
+    parser.add_argument("--no-prefault", dest="prefault", action="store_false",
+                        help="no helper thread faulting pages in ahead of the bump")
     parser.add_argument("--report", action="store_true",
                         help="print the report to stderr at exit")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE at exit")
@@ -312,7 +314,7 @@ class RunOptions:
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> RunOptions:
         try:
-            config = Config.make(ns.size, ns.scope, ns.on_exhausted, ns.histogram)
+            config = Config.make(ns.size, ns.scope, ns.on_exhausted, ns.histogram, ns.prefault)
         except ValueError as exc:
             message = str(exc)
             for kind, option in (("size", "--size"), ("scope", "--scope"),
@@ -427,7 +429,7 @@ def run_command(ns: argparse.Namespace, target: Optional[Target]) -> int:
     config = options.config
     try:
         bump_global.install(config.size, config.scope, config.on_exhausted,
-                            histogram=config.histogram)
+                            histogram=config.histogram, prefault=config.prefault)
     except bump_global.BumpGlobalError as exc:
         raise UsageError(_cli_hint(str(exc))) from exc
     finisher = _Finisher(options, sampler)
@@ -542,9 +544,11 @@ def collect_info() -> List[Tuple[str, Any, str]]:
         meaning = _OVERCOMMIT.get(overcommit)
         add("overcommit_memory", int(overcommit) if overcommit.isdigit() else overcommit,
             f"{overcommit} ({meaning})" if meaning else overcommit)
-    biggest = largest_region()
+    # The reservation spans twice the size (a small-block and a large-block area).
+    reservable = largest_region()
+    biggest = None if reservable is None else reservable // 2
     add("max_region", biggest,
-        "n/a" if biggest is None else f"{format_size(biggest)} ({biggest} bytes)")
+        "n/a" if biggest is None else f"{format_size(biggest)} ({biggest} bytes) as --size")
     try:
         from bump_global._compare import find_preload_libraries
     except ImportError:

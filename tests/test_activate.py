@@ -171,21 +171,13 @@ def test_no_report_unless_asked(py) -> None:
     assert proc.stdout == "x\n" and proc.stderr == ""
 
 
-def test_histogram_option(py) -> None:
-    import inspect
-
-    import bump_global
-
+def test_histogram_and_prefault_options(py) -> None:
     proc = py("""
         import bump_global
-        print(bump_global.is_installed(), getattr(bump_global.stats(), "histogram", None) is None)
-    """, env={"BUMP_GLOBAL": "1", "BUMP_GLOBAL_HISTOGRAM": "1"})
-    if "histogram" in inspect.signature(bump_global.install).parameters:
-        assert proc.stdout == "True False\n" and proc.stderr == ""
-    else:  # an install() without the option: one line, installed without it
-        assert proc.stdout == "True True\n"
-        [line] = stderr_lines(proc)
-        assert line.startswith("bump_global: BUMP_GLOBAL_HISTOGRAM")
+        s = bump_global.stats()
+        print(bump_global.is_installed(), s.histogram is not None, s.prefault)
+    """, env={"BUMP_GLOBAL": "1", "BUMP_GLOBAL_HISTOGRAM": "1", "BUMP_GLOBAL_PREFAULT": "0"})
+    assert proc.stdout == "True True False\n" and proc.stderr == ""
 
 
 def test_tracemalloc_refusal_is_one_line(py) -> None:
@@ -245,12 +237,13 @@ def test_read_options() -> None:
     assert _activate.read_options({"BUMP_GLOBAL": "0", "BUMP_GLOBAL_SIZE": "x"}) is None
     assert _activate.read_options({"BUMP_GLOBAL": "yes", "BUMP_GLOBAL_SIZE": "4G",
                                    "BUMP_GLOBAL_REPORT": "1"}) == _activate.Options(
-        size="4G", scope="python", on_exhausted="fallback", report=True, histogram=False)
+        size="4G", scope="python", on_exhausted="fallback", report=True, histogram=False,
+        prefault=True)
     with pytest.raises(ValueError, match=r"^BUMP_GLOBAL_SCOPE='OBJECTS': invalid scope"):
         _activate.read_options({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_SCOPE": "OBJECTS"})
 
 
-def test_report_passes_wall_time_when_accepted(monkeypatch, capsys) -> None:
+def test_report_passes_wall_time(monkeypatch, capsys) -> None:
     import bump_global
 
     seen = []
@@ -263,7 +256,3 @@ def test_report_passes_wall_time_when_accepted(monkeypatch, capsys) -> None:
     _activate._print_report(0.0)
     assert len(seen) == 1 and seen[0] > 0
     assert capsys.readouterr() == ("", "REPORT\n")
-
-    monkeypatch.setattr(bump_global, "report", lambda: "OLD REPORT")
-    _activate._print_report(0.0)
-    assert capsys.readouterr() == ("", "OLD REPORT\n")

@@ -271,9 +271,9 @@ def test_report_dict_schema_and_sample(py):
     assert before["process"]["rss"] > 0
     assert after["installed"] is True and after["wall_time_s"] == 1.5
     assert after["config"] == {"scope": "python", "on_exhausted": "fallback",
-                               "size": 256 << 20, "histogram": False}
-    assert set(after["region"]) == {"base", "reserved", "used", "consumed", "committed",
-                                    "resident"}
+                               "size": 256 << 20, "histogram": False, "prefault": True}
+    assert set(after["region"]) == {"base", "reserved", "address_space", "used", "consumed",
+                                    "committed", "resident"}
     assert set(after["counters"]) >= {"allocations", "frees_ignored", "reallocs_moved",
                                       "bytes_copied", "fallback_allocations"}
     assert 10000 * 512 <= used <= after["region"]["used"]
