@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
 
 from bump_global import _region
 from bump_global._config import (
@@ -21,12 +19,19 @@ from bump_global._config import (
     DEFAULT_SCOPE,
     DEFAULT_SIZE,
     Config,
-    SizeLike,
     format_size,
     on_exhausted_name,
     parse_size,
     scope_name,
 )
+from bump_global._records import Memory, Stats
+
+# Installing at start-up must stay cheap: nothing here imports typing at run time.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Tuple
+
+    from bump_global._config import SizeLike
 
 __all__ = [
     "BumpGlobalError",
@@ -62,85 +67,6 @@ def _load_core():  # type: ignore[no-untyped-def]
             "package with a C compiler available: pip install --force-reinstall bump_global"
         ) from exc
     return core
-
-
-@dataclass(frozen=True)
-class Stats:
-    """What the allocator has done since it was installed (see :func:`stats`)."""
-
-    base: int
-    """Address of the region."""
-    reserved: int
-    """The region's size: at most this many bytes are handed out (its address
-    space is twice that: a small-block area and a large-block area)."""
-    used: int
-    """Bytes handed out (16-byte rounded), including blocks that were freed."""
-    consumed: int
-    """Bytes of the region taken by the arenas (used plus unused chunk tails)."""
-    committed: int
-    """Bytes of the region readable and writable now (all of it on Linux by default)."""
-    allocations: int
-    """Blocks bumped: malloc, calloc and moved reallocs."""
-    frees_ignored: int
-    """Frees of region blocks (a no-op)."""
-    foreign_frees: int
-    """Frees of blocks from before the install, forwarded to the previous allocator."""
-    foreign_reallocs: int
-    """Reallocs of blocks from before the install, forwarded to the previous allocator."""
-    reallocs_in_place: int
-    """Reallocs of the most recent block, grown or shrunk where it stands."""
-    reallocs_moved: int
-    """Reallocs that took a new block and copied."""
-    bytes_copied: int
-    """Bytes copied by moved reallocs."""
-    fallback_allocations: int
-    """Allocations served by the previous allocator because the region was full."""
-    fallback_bytes: int
-    """Bytes of those allocations."""
-    failed_allocations: int
-    """Allocations refused (policy "error", or a size CPython would refuse)."""
-    large_allocations: int
-    """Blocks placed in the large area (MEM/OBJ blocks of 64 KiB and more)."""
-    bytes_released: int
-    """Bytes of pages given back to the OS: whole pages of large blocks that moved."""
-    bytes_prefaulted: int
-    """Bytes faulted in ahead of the bump by the prefault thread (``prefault=True``)."""
-    scope: str
-    """Which allocator domains are served: "objects", "python" or "raw"."""
-    on_exhausted: str
-    """What happens when the region is full: "fallback" or "error"."""
-    prefault: bool = False
-    """Whether the prefault thread is enabled (``install(prefault=...)``)."""
-    histogram: Optional[Tuple[Tuple[int, int, int], ...]] = None
-    """With ``install(histogram=True)``: ``(upper_bound, count, bytes)`` per
-    power-of-two size class of the requests (malloc, calloc and realloc sizes;
-    class ``2**k`` holds sizes in ``(2**(k-1), 2**k]``), non-empty classes only."""
-
-    @property
-    def address_space(self) -> int:
-        """Bytes of address space reserved: the small area then the large area."""
-        return 2 * self.reserved
-
-    def contains(self, address: int) -> bool:
-        """True if `address` (e.g. ``id(obj)``) lies in the region (either area)."""
-        return self.base <= address < self.base + self.address_space
-
-    @property
-    def available(self) -> int:
-        """Bytes of the region never handed to an arena."""
-        return self.reserved - self.consumed
-
-
-@dataclass(frozen=True)
-class Memory:
-    """Process and region memory, in bytes (see :func:`memory`)."""
-
-    rss: int
-    """Resident set size of the process now."""
-    peak_rss: Optional[int]
-    """Highest resident set size so far, None where unknown."""
-    region_resident: Optional[int]
-    """Resident bytes of the region; None if not installed or unknown here."""
 
 
 def is_installed() -> bool:
@@ -205,7 +131,8 @@ def install(
             f"cannot reserve a region of {format_size(config.size)} ({exc.strerror or exc}): "
             "try a smaller size (e.g. size='256M'), or raise the address-space limit (ulimit -v)"
         ) from exc
-    core.install(region.base, region.size // 2, region.committed, region.commit_step,
+    core.install(region.mapping, region.base, region.size // 2, region.committed,
+                 region.commit_step,
                  config.scope_code, config.on_exhausted_code, config.histogram, config.prefault)
     _installed_at = time.perf_counter()
     if config.prefault and hasattr(os, "register_at_fork"):
@@ -251,7 +178,6 @@ def memory() -> Memory:
     handed out); it is None before install and where the OS cannot tell.
     """
     from bump_global import _memory
-
     resident = _load_core().region_resident()
     rss, peak = _memory.process_rss()
     return Memory(rss=rss, peak_rss=peak, region_resident=resident)

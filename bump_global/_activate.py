@@ -12,8 +12,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
-from typing import Callable, List, Mapping, Optional, TypeVar
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up stays cheap
+if TYPE_CHECKING:
+    from typing import Callable, List, Mapping, Optional, TypeVar
+
+    T = TypeVar("T")
 
 PREFIX = "BUMP_GLOBAL"
 TRUE_VALUES = ("1", "true", "yes", "on")
@@ -21,20 +25,30 @@ TRUE_VALUES = ("1", "true", "yes", "on")
 FALSE_VALUES = ("", "0", "false", "no", "off")
 _FLAG_HELP = "expected 1, true, yes or on (enable), or 0, false, no, off or empty (disable)"
 
-T = TypeVar("T")
 _activated = False
 
 
-@dataclass(frozen=True)
 class Options:
     """What the environment asks for."""
 
-    size: str
-    scope: str
-    on_exhausted: str
-    report: bool
-    histogram: bool
-    prefault: bool
+    __slots__ = ("size", "scope", "on_exhausted", "report", "histogram", "prefault")
+
+    def __init__(self, size: str, scope: str, on_exhausted: str, report: bool,
+                 histogram: bool, prefault: bool) -> None:
+        self.size = size
+        self.scope = scope
+        self.on_exhausted = on_exhausted
+        self.report = report
+        self.histogram = histogram
+        self.prefault = prefault
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Options) and all(
+            getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"Options({fields})"
 
 
 def parse_flag(value: str) -> bool:

@@ -1,16 +1,19 @@
 """Configuration of bump_global: sizes, scopes and policies, validated once.
 
 Everything here is pure Python with no side effect, so the CLI and the
-environment activation can validate input before anything is installed.
+environment activation can validate input before anything is installed.  It
+imports nothing beyond what every interpreter start-up has (no re, typing or
+dataclasses): ``BUMP_GLOBAL=1`` installs through it at start-up.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Union
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 
-SizeLike = Union[int, str]
+if TYPE_CHECKING:
+    from typing import Union
+
+    SizeLike = Union[int, str]
 
 DEFAULT_SIZE = "1G"
 DEFAULT_SCOPE = "python"
@@ -39,7 +42,6 @@ _UNITS = {
     "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
     "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
 }
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
 _SIZE_HELP = (
     "expected a number of bytes or a string such as '512M', '4G', '64GiB' "
     "(units B, K, M, G, T, with optional 'B' or 'iB'; all are powers of 1024)"
@@ -57,11 +59,13 @@ def parse_size(value: SizeLike) -> int:
     if isinstance(value, int):
         size = value
     else:
-        match = _SIZE_RE.match(value)
-        if match is None or match.group(2).lower() not in _UNITS:
+        text = value.strip()
+        digits = len(text) - len(text.lstrip("0123456789."))
+        number, unit = text[:digits], text[digits:].strip().lower()
+        if (unit not in _UNITS or number.count(".") > 1 or number.strip(".") == ""
+                or not number.isascii()):
             raise ValueError(f"invalid size {value!r}: {_SIZE_HELP}")
-        number, unit = match.groups()
-        scale = _UNITS[unit.lower()]
+        scale = _UNITS[unit]
         if "." in number:
             size = int(float(number) * scale)
         else:
@@ -94,15 +98,36 @@ def _check_choice(kind: str, value: object, choices: dict[str, tuple[int, str]])
     return value
 
 
-@dataclass(frozen=True)
 class Config:
-    """A validated configuration (what `install` was asked for)."""
+    """A validated configuration (what `install` was asked for); immutable."""
 
+    __slots__ = ("size", "scope", "on_exhausted", "histogram", "prefault")
     size: int
     scope: str
     on_exhausted: str
-    histogram: bool = False
-    prefault: bool = True
+    histogram: bool
+    prefault: bool
+
+    def __init__(self, size: int, scope: str, on_exhausted: str, histogram: bool = False,
+                 prefault: bool = True) -> None:
+        for name, value in zip(self.__slots__, (size, scope, on_exhausted, histogram, prefault)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Config is immutable: cannot set {name!r}")
+
+    def _astuple(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Config) and self._astuple() == other._astuple()
+
+    def __hash__(self) -> int:
+        return hash(self._astuple())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"Config({fields})"
 
     @classmethod
     def make(cls, size: SizeLike, scope: str, on_exhausted: str,

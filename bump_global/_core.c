@@ -7,8 +7,9 @@
  *
  * The region.  Python reserves one virtual region once per process
  * (bump_global/_region.py) and hands it to install() below.  It is never
- * unmapped: nothing here owns a Python object for it, so interpreter shutdown
- * cannot tear it down.  It spans 2 * size bytes of address space, two areas:
+ * unmapped: install() holds a buffer export on the mmap object that maps it
+ * for the life of the process, so neither close() nor interpreter shutdown
+ * can tear it down.  It spans 2 * size bytes of address space, two areas:
  * the small area [base, end) and the large area [end, large_end), each able to
  * hold the whole budget; together they hand out at most `size` bytes (the
  * `charged` counter, moved by atomics in cold paths only).  Where the platform
@@ -923,18 +924,47 @@ install_domain(PyMemAllocatorDomain which, const domain_t *d,
 
 /* ---- module functions ------------------------------------------------------ */
 
+/* The mapping the region lives in (an mmap object on POSIX): we hold a buffer
+ * export on it for the life of the process, so it can be neither closed nor
+ * deallocated (not even at interpreter shutdown), and is never unmapped. */
+static Py_buffer region_pin;
+
+static PyObject *
+core_buffer_address(PyObject *self, PyObject *obj)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    PyObject *address = PyLong_FromVoidPtr(view.buf);
+    PyBuffer_Release(&view);
+    return address;
+}
+
 static PyObject *
 core_install(PyObject *self, PyObject *args)
 {
+    PyObject *mapping;
     unsigned long long base, size, committed, commit_step;
     int scope, on_exhausted, histogram, prefault_on;
-    if (!PyArg_ParseTuple(args, "KKKKiipp:install", &base, &size, &committed,
+    if (!PyArg_ParseTuple(args, "OKKKKiipp:install", &mapping, &base, &size, &committed,
                           &commit_step, &scope, &on_exhausted, &histogram, &prefault_on)) {
         return NULL;
     }
     if (region.installed) {
         PyErr_SetString(PyExc_RuntimeError, "bump_global is already installed");
         return NULL;
+    }
+    if (mapping != Py_None) {
+        if (PyObject_GetBuffer(mapping, &region_pin, PyBUF_SIMPLE) < 0) {
+            return NULL;
+        }
+        if ((uintptr_t)region_pin.buf != (uintptr_t)base ||
+            (unsigned long long)region_pin.len < 2 * size) {
+            PyBuffer_Release(&region_pin);
+            PyErr_SetString(PyExc_ValueError, "the mapping does not hold the region");
+            return NULL;
+        }
     }
     /* The reservation is 2 * size bytes: the small area, then the large area. */
     if (base == 0 || base % ALIGNMENT || size < GIL_CHUNK || size % ALIGNMENT ||
@@ -943,19 +973,19 @@ core_install(PyObject *self, PyObject *args)
         (scope != SCOPE_OBJECTS && scope != SCOPE_PYTHON && scope != SCOPE_RAW) ||
         (on_exhausted != ON_EXHAUSTED_FALLBACK && on_exhausted != ON_EXHAUSTED_ERROR)) {
         PyErr_SetString(PyExc_ValueError, "invalid region or configuration");
-        return NULL;
+        goto unpin;
     }
 #ifdef Py_GIL_DISABLED
     if (scope != SCOPE_RAW) {
         PyErr_SetString(PyExc_ValueError,
                         "only the RAW domain can be replaced on a free-threaded build");
-        return NULL;
+        goto unpin;
     }
 #endif
 #ifndef _WIN32
     if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0) {
         PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
-        return NULL;
+        goto unpin;
     }
 #endif
     region.base = (uintptr_t)base;
@@ -1018,6 +1048,11 @@ core_install(PyObject *self, PyObject *args)
     }
 #undef INSTALL
     Py_RETURN_NONE;
+unpin:
+    if (mapping != Py_None) {
+        PyBuffer_Release(&region_pin);
+    }
+    return NULL;
 }
 
 /* Stop the prefault thread and wait for it (it restarts when next needed).
@@ -1293,12 +1328,15 @@ static PyMethodDef core_methods[] = {
      "probe_realloc(domain, size, new_size, interleave) -> (p, q, contents_kept)\n"
      "Test probe: malloc(size), [malloc(interleave)], realloc(p, new_size) in one C call."},
     {"install", core_install, METH_VARARGS,
-     "install(base, size, committed, commit_step, scope, on_exhausted, histogram, prefault)\n"
+     "install(mapping, base, size, committed, commit_step, scope, on_exhausted, histogram,\n"
+     "        prefault)\n"
      "Install the hooks over a reserved region (see bump_global.install)."},
     {"config", core_config, METH_NOARGS,
      "config() -> (base, size, scope, on_exhausted, histogram, prefault) or None."},
     {"stats", core_stats, METH_NOARGS,
      "stats() -> tuple of counters (see bump_global.stats) or None."},
+    {"buffer_address", core_buffer_address, METH_O,
+     "buffer_address(obj) -> address of obj's buffer (e.g. an mmap object)."},
     {"prefault_stop", core_prefault_stop, METH_NOARGS,
      "prefault_stop(): stop the prefault thread until it is next needed."},
     {"sample", core_sample, METH_NOARGS,

@@ -1,29 +1,34 @@
 """Reserving the region: the only platform-specific Python in bump_global.
 
-POSIX: ``mmap`` of a private anonymous mapping, called through ctypes (so no
-Python object owns it and nothing can unmap it, even at interpreter shutdown).
-A private mapping keeps parent and child of ``fork()`` apart; a shared one
-would hand both the same pages while each keeps its own bump offset.
-``MAP_NORESERVE`` lets a reservation far above RAM succeed under Linux's
-default overcommit mode.  Where the system still refuses (strict overcommit,
-``vm.overcommit_memory=2``, ignores ``MAP_NORESERVE``), the region is reserved
+POSIX: a private anonymous ``mmap`` made with Python's own ``mmap`` module.  A
+private mapping keeps parent and child of ``fork()`` apart; a shared one (the
+module's default) would hand both the same pages while each keeps its own bump
+offset.  ``MAP_NORESERVE`` (its value differs per platform; Python exposes it
+only from 3.13) lets a reservation far above RAM succeed under Linux's default
+overcommit mode.  Where the system still refuses (strict overcommit,
+``vm.overcommit_memory=2``, ignores ``MAP_NORESERVE``), the region is mapped
 ``PROT_NONE`` (never charged) and the C core commits it in steps with
-``mprotect`` as it fills.
+``mprotect`` as it fills.  The C core pins the mapping when it installs: it
+holds a buffer export on the mmap object for the life of the process, so
+``close()`` is refused and the object is never deallocated, not even at
+interpreter shutdown.  Nothing here imports ctypes: installing at start-up
+stays cheap.
 
-Windows: ``VirtualAlloc`` reserves the region (``MEM_RESERVE``) and commits a
-first step; the C core commits further steps (``MEM_COMMIT``) as it fills,
-because committing charges RAM plus pagefile up front.
+Windows: ``VirtualAlloc`` through ctypes reserves the region (``MEM_RESERVE``)
+and commits a first step; the C core commits further steps (``MEM_COMMIT``) as
+it fills, because committing charges RAM plus pagefile up front.
 """
 
 from __future__ import annotations
 
-import ctypes
 import mmap
 import os
-import platform
 import sys
-from dataclasses import dataclass
-from typing import Any, Optional
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
 
 #: Bytes committed at a time when the region cannot be committed at once.
 COMMIT_STEP = 64 << 20
@@ -42,15 +47,19 @@ class ReserveError(OSError):
     """The operating system refused the reservation."""
 
 
-@dataclass(frozen=True)
 class Reservation:
     """A reserved region, as handed to the C core."""
 
-    base: int
-    size: int
-    committed: int  # bytes from base that are readable and writable now
-    commit_step: int  # 0 when everything is committed
-    method: str  # how it was reserved, for reports
+    __slots__ = ("base", "size", "committed", "commit_step", "method", "mapping")
+
+    def __init__(self, base: int, size: int, committed: int, commit_step: int, method: str,
+                 mapping: Any = None) -> None:
+        self.base = base  # address
+        self.size = size  # bytes
+        self.committed = committed  # bytes from base readable and writable now
+        self.commit_step = commit_step  # 0 when everything is committed
+        self.method = method  # how it was reserved, for reports
+        self.mapping = mapping  # the mmap object (POSIX), pinned by the core at install
 
 
 def granularity() -> int:
@@ -71,47 +80,48 @@ def map_noreserve() -> int:
     if not sys.platform.startswith("linux"):
         # macOS defines it (0x40) but ignores it and overcommits anyway; BSDs drop it.
         return 0
-    machine = platform.machine().lower()
+    machine = os.uname().machine.lower()
     for prefix, value in _LINUX_NORESERVE.items():
         if machine.startswith(prefix):
             return value
     return 0x4000
 
 
-def _libc_mmap(libc: Any = None) -> Any:
-    libc = libc if libc is not None else ctypes.CDLL(None, use_errno=True)
-    fn = libc.mmap
-    fn.restype = ctypes.c_void_p
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                   ctypes.c_int, ctypes.c_long]
-    return fn
+def _address(mapping: Any) -> int:
+    from bump_global import _core
+
+    return _core.buffer_address(mapping)
 
 
-def reserve_posix(size: int, incremental: bool = False, libc: Any = None) -> Reservation:
-    """Reserve `size` bytes (already rounded) with mmap.
+def reserve_posix(size: int, incremental: bool = False,
+                  mmap_fn: Callable[..., Any] = mmap.mmap,
+                  address: Callable[[Any], int] = _address) -> Reservation:
+    """Reserve `size` bytes (already rounded) with a private anonymous mmap.
 
     With `incremental`, or when a fully committed mapping is refused, the
     region is mapped PROT_NONE and committed by the core in COMMIT_STEP steps.
     """
-    do_mmap = _libc_mmap(libc)
-    map_failed = ctypes.c_void_p(-1).value
-    private = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | map_noreserve()
     errors = []
     if not incremental:
-        addr = do_mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE,
-                       private | map_noreserve(), -1, 0)
-        if addr not in (None, map_failed):
-            return Reservation(addr, size, size, 0, "mmap")
-        errors.append(ctypes.get_errno())
-    addr = do_mmap(None, size, 0, private | map_noreserve(), -1, 0)  # PROT_NONE
-    if addr not in (None, map_failed):
-        return Reservation(addr, size, 0, COMMIT_STEP, "mmap+mprotect")
-    errors.append(ctypes.get_errno())
-    raise ReserveError(errors[-1], "; ".join(os.strerror(e) for e in errors if e))
+        try:
+            mapping = mmap_fn(-1, size, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError as exc:
+            errors.append(exc)
+        else:
+            return Reservation(address(mapping), size, size, 0, "mmap", mapping)
+    try:
+        mapping = mmap_fn(-1, size, flags=flags, prot=0)  # PROT_NONE: not charged
+    except OSError as exc:
+        errors.append(exc)
+        raise ReserveError(exc.errno, "; ".join(str(e.strerror or e) for e in errors)) from exc
+    return Reservation(address(mapping), size, 0, COMMIT_STEP, "mmap+mprotect", mapping)
 
 
 def reserve_windows(size: int, kernel32: Any = None) -> Reservation:
     """Reserve `size` bytes with VirtualAlloc and commit the first step."""
+    import ctypes
+
     if kernel32 is None:
         kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
     virtual_alloc = kernel32.VirtualAlloc

@@ -12,10 +12,11 @@ says not to.
 
 from __future__ import annotations
 
-import functools
-import importlib
 import sys
-from typing import Any, Callable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 _MESSAGE = (
     "bump_global serves the MEM/OBJ allocator domains, which a subinterpreter with its own "
@@ -33,7 +34,6 @@ def _guard(module: Any, own_gil: Callable[..., bool], how: str) -> None:
     if getattr(create, "__bump_global_guard__", False):
         return
 
-    @functools.wraps(create)
     def guarded_create(*args: Any, **kwargs: Any) -> Any:
         if own_gil(*args, **kwargs):
             from bump_global import BumpGlobalError
@@ -41,6 +41,9 @@ def _guard(module: Any, own_gil: Callable[..., bool], how: str) -> None:
             raise BumpGlobalError(_MESSAGE.format(how=how))
         return create(*args, **kwargs)
 
+    guarded_create.__name__ = create.__name__
+    guarded_create.__doc__ = create.__doc__
+    guarded_create.__wrapped__ = create  # type: ignore[attr-defined]
     guarded_create.__bump_global_guard__ = True  # type: ignore[attr-defined]
     module.create = guarded_create
 
@@ -50,13 +53,13 @@ def install_guards(scope: str) -> None:
     if scope == "raw" or sys.version_info < (3, 12):  # before 3.12 one GIL is shared
         return
     try:
-        module = importlib.import_module("_xxsubinterpreters")
+        module = __import__("_xxsubinterpreters")
     except ImportError:
         pass
     else:
         _guard(module, _own_gil_312, "isolated=False")
     try:
-        module = importlib.import_module("_interpreters")
+        module = __import__("_interpreters")
     except ImportError:
         return
 

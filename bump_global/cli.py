@@ -465,29 +465,21 @@ def _read(path: str) -> Optional[str]:
 
 
 def largest_region(limit: int = 128 << 40, step: int = 1 << 20) -> Optional[int]:
-    """The largest region (to `step` bytes) that install() could reserve now, up to `limit`.
+    """The largest reservation (to `step` bytes) install() could make now, up to `limit`.
 
-    Each successful probe is unmapped at once (libc munmap): regions reserved
-    by bump_global itself are never unmapped, so this probes with the same
-    calls and cleans up after itself.  None where it cannot probe (Windows).
+    Each successful probe is closed (unmapped) at once: only the mapping that
+    install() pins lives on.  None where it cannot probe (Windows).
     """
     if sys.platform == "win32":
         return None
-    import ctypes
-
     from bump_global import _region
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    munmap = libc.munmap
-    munmap.restype = ctypes.c_int
-    munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 
     def fits(size: int) -> bool:
         try:
-            reservation = _region.reserve_posix(size, libc=libc)
+            reservation = _region.reserve_posix(size, address=lambda mapping: 0)
         except OSError:
             return False
-        munmap(reservation.base, reservation.size)
+        reservation.mapping.close()
         return True
 
     if fits(limit):

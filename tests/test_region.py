@@ -2,6 +2,7 @@
 
 import ctypes
 import mmap
+import os
 import sys
 
 import pytest
@@ -41,32 +42,30 @@ class FakeFunc:
         self.calls = []
         self.restype = self.argtypes = None
 
-    def __call__(self, *args):
-        self.calls.append(args)
-        return self.results.pop(0)
-
-
-class FakeLibc:
-    def __init__(self, results):
-        self.mmap = FakeFunc(results)
+    def __call__(self, *args, **kwargs):
+        self.calls.append((args, kwargs))
+        result = self.results.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
 
 
 @posix_only
-def test_posix_falls_back_to_prot_none_then_reports_errno():
-    failed = ctypes.c_void_p(-1).value
-    libc = FakeLibc([failed, 0x7F0000000000])
-    res = _region.reserve_posix(1 << 30, libc=libc)
+def test_posix_falls_back_to_prot_none_then_reports_the_error():
+    fake_mmap = FakeFunc([OSError(12, "Cannot allocate memory"), "mapping"])
+    res = _region.reserve_posix(1 << 30, mmap_fn=fake_mmap, address=lambda m: 0x7F0000000000)
     assert res.method == "mmap+mprotect" and res.base == 0x7F0000000000
-    (_, size1, prot1, flags1, fd1, _), (_, _, prot2, flags2, _, _) = libc.mmap.calls
-    assert size1 == 1 << 30 and fd1 == -1
-    assert prot1 == mmap.PROT_READ | mmap.PROT_WRITE and prot2 == 0
-    for flags in (flags1, flags2):
-        assert flags & mmap.MAP_PRIVATE and flags & mmap.MAP_ANONYMOUS
-        assert not flags & getattr(mmap, "MAP_SHARED", 1)
-    assert libc.mmap.restype is ctypes.c_void_p  # an address must not be truncated
+    assert res.mapping == "mapping" and res.committed == 0
+    (args1, kw1), (args2, kw2) = fake_mmap.calls
+    assert args1 == args2 == (-1, 1 << 30)
+    assert kw1["prot"] == mmap.PROT_READ | mmap.PROT_WRITE and kw2["prot"] == 0
+    for kw in (kw1, kw2):
+        assert kw["flags"] & mmap.MAP_PRIVATE and kw["flags"] & mmap.MAP_ANONYMOUS
+        assert not kw["flags"] & getattr(mmap, "MAP_SHARED", 1)
 
-    with pytest.raises(_region.ReserveError):
-        _region.reserve_posix(1 << 30, libc=FakeLibc([failed, failed]))
+    failing = FakeFunc([OSError(12, "Cannot allocate memory"), OSError(12, "no room")])
+    with pytest.raises(_region.ReserveError, match="no room"):
+        _region.reserve_posix(1 << 30, mmap_fn=failing)
 
 
 def test_map_noreserve_per_platform(monkeypatch):
@@ -76,7 +75,8 @@ def test_map_noreserve_per_platform(monkeypatch):
     monkeypatch.setattr(sys, "platform", "linux")
     for machine, flag in (("x86_64", 0x4000), ("aarch64", 0x4000), ("ppc64le", 0x40),
                           ("mips64", 0x400), ("sparc64", 0x40)):
-        monkeypatch.setattr(_region.platform, "machine", lambda m=machine: m)
+        fake = os.uname_result(("Linux", "host", "6.0", "#1", machine))
+        monkeypatch.setattr(_region.os, "uname", lambda fake=fake: fake)
         assert _region.map_noreserve() == flag, machine
 
 
@@ -91,7 +91,7 @@ def test_windows_reserves_then_commits_only_a_first_step(monkeypatch):
     res = _region.reserve_windows(4 << 30, kernel32=k32)
     assert k32.VirtualAlloc.restype is ctypes.c_void_p
     assert k32.VirtualAlloc.argtypes[0] is ctypes.c_void_p
-    reserve_call, commit_call = k32.VirtualAlloc.calls
+    (reserve_call, _), (commit_call, _) = k32.VirtualAlloc.calls
     assert reserve_call == (None, 4 << 30, _region.MEM_RESERVE, _region.PAGE_NOACCESS)
     assert commit_call == (0x10000000000, _region.COMMIT_STEP, _region.MEM_COMMIT,
                            _region.PAGE_READWRITE)

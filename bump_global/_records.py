@@ -1,0 +1,146 @@
+"""The records bump_global returns: :class:`Stats` and :class:`Memory`.
+
+Immutable, typed records built on a small base instead of dataclasses, so that
+installing at start-up (``BUMP_GLOBAL=1``) imports neither dataclasses nor
+typing.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Tuple
+
+
+class _RecordType(type):
+    """Makes the class annotations, in order, the fields (slots); a value is a default."""
+
+    def __new__(mcls, name: str, bases: Tuple[type, ...], ns: Dict[str, Any]) -> _RecordType:
+        fields = tuple(f for f in ns.get("__annotations__", {}) if not f.startswith("_"))
+        ns["_defaults"] = {field: ns.pop(field) for field in fields if field in ns}
+        ns["_fields"] = fields
+        ns["__slots__"] = fields
+        return super().__new__(mcls, name, bases, ns)
+
+
+class _Record(metaclass=_RecordType):
+    """An immutable record: no instance dict, so building one allocates little."""
+
+    _fields: Tuple[str, ...]
+    _defaults: Dict[str, Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        fields = self._fields
+        if len(args) > len(fields):
+            raise TypeError(f"{type(self).__name__} takes {len(fields)} fields")
+        for name, value in zip(fields, args):
+            object.__setattr__(self, name, value)
+        for name in fields[len(args):]:
+            if name in kwargs:
+                value = kwargs.pop(name)
+            elif name in self._defaults:
+                value = self._defaults[name]
+            else:
+                raise TypeError(f"{type(self).__name__}: missing field {name!r}")
+            object.__setattr__(self, name, value)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected fields {sorted(kwargs)}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot delete {name!r}")
+
+    def _asdict(self) -> Dict[str, Any]:
+        """The fields as a dict, in order."""
+        return {name: getattr(self, name) for name in self._fields}
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._asdict() == other._asdict()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._asdict().items()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self._asdict().items())
+        return f"{type(self).__name__}({fields})"
+
+
+class Stats(_Record):
+    """What the allocator has done since it was installed (see :func:`stats`)."""
+
+    base: int
+    """Address of the region."""
+    reserved: int
+    """The region's size: at most this many bytes are handed out (its address
+    space is twice that: a small-block area and a large-block area)."""
+    used: int
+    """Bytes handed out (16-byte rounded), including blocks that were freed."""
+    consumed: int
+    """Bytes of the region taken by the arenas (used plus unused chunk tails)."""
+    committed: int
+    """Bytes of the region readable and writable now (all of it on Linux by default)."""
+    allocations: int
+    """Blocks bumped: malloc, calloc and moved reallocs."""
+    frees_ignored: int
+    """Frees of region blocks (a no-op)."""
+    foreign_frees: int
+    """Frees of blocks from before the install, forwarded to the previous allocator."""
+    foreign_reallocs: int
+    """Reallocs of blocks from before the install, forwarded to the previous allocator."""
+    reallocs_in_place: int
+    """Reallocs of the most recent block, grown or shrunk where it stands."""
+    reallocs_moved: int
+    """Reallocs that took a new block and copied."""
+    bytes_copied: int
+    """Bytes copied by moved reallocs."""
+    fallback_allocations: int
+    """Allocations served by the previous allocator because the region was full."""
+    fallback_bytes: int
+    """Bytes of those allocations."""
+    failed_allocations: int
+    """Allocations refused (policy "error", or a size CPython would refuse)."""
+    large_allocations: int
+    """Blocks placed in the large area (MEM/OBJ blocks of 64 KiB and more)."""
+    bytes_released: int
+    """Bytes of pages given back to the OS: whole pages of large blocks that moved."""
+    bytes_prefaulted: int
+    """Bytes faulted in ahead of the bump by the prefault thread (``prefault=True``)."""
+    scope: str
+    """Which allocator domains are served: "objects", "python" or "raw"."""
+    on_exhausted: str
+    """What happens when the region is full: "fallback" or "error"."""
+    prefault: bool = False
+    """Whether the prefault thread is enabled (``install(prefault=...)``)."""
+    histogram: Optional[Tuple[Tuple[int, int, int], ...]] = None
+    """With ``install(histogram=True)``: ``(upper_bound, count, bytes)`` per
+    power-of-two size class of the requests (malloc, calloc and realloc sizes;
+    class ``2**k`` holds sizes in ``(2**(k-1), 2**k]``), non-empty classes only."""
+
+    @property
+    def address_space(self) -> int:
+        """Bytes of address space reserved: the small area then the large area."""
+        return 2 * self.reserved
+
+    def contains(self, address: int) -> bool:
+        """True if `address` (e.g. ``id(obj)``) lies in the region (either area)."""
+        return self.base <= address < self.base + self.address_space
+
+    @property
+    def available(self) -> int:
+        """Bytes of the region never handed to an arena."""
+        return self.reserved - self.consumed
+
+
+class Memory(_Record):
+    """Process and region memory, in bytes (see :func:`memory`)."""
+
+    rss: int
+    """Resident set size of the process now."""
+    peak_rss: Optional[int]
+    """Highest resident set size so far, None where unknown."""
+    region_resident: Optional[int]
+    """Resident bytes of the region; None if not installed or unknown here."""
