@@ -15,11 +15,13 @@ import time
 
 from bump_global import _region
 from bump_global._config import (
+    DEFAULT_GC,
     DEFAULT_ON_EXHAUSTED,
     DEFAULT_SCOPE,
     DEFAULT_SIZE,
     Config,
     format_size,
+    gc_name,
     on_exhausted_name,
     parse_size,
     scope_name,
@@ -86,6 +88,8 @@ def install(
     on_exhausted: str = DEFAULT_ON_EXHAUSTED,
     histogram: bool = False,
     prefault: bool = True,
+    huge_pages: bool = False,
+    gc: str = DEFAULT_GC,
 ) -> None:
     """Reserve the region and route CPython's allocators through it.
 
@@ -99,6 +103,11 @@ def install(
     :attr:`Stats.histogram`); off by default, when the hot path pays nothing.
     `prefault`: once the program has taken 32 MiB, a helper thread faults pages
     in ahead of the bump, on another core (Linux; ignored elsewhere).
+    `huge_pages`: once the program has taken 32 MiB, ask for transparent huge
+    pages over the region (``MADV_HUGEPAGE``, Linux): 2 MiB per page fault.
+    `gc`: what to do with CPython's cyclic GC, which gives no memory back to a
+    bump allocator: ``"keep"`` it as configured, ``"relaxed"`` (collections 10
+    times rarer) or ``"off"`` (``gc.disable()``).
 
     Install once, as early as possible.  Calling it again with the same
     configuration does nothing; with another raises :class:`BumpGlobalError`,
@@ -106,15 +115,15 @@ def install(
     ValueError.  There is no uninstall: the hooks stay until the process exits.
     """
     global _installed_at
-    config = Config.make(size, scope, on_exhausted, histogram, prefault)
+    config = Config.make(size, scope, on_exhausted, histogram, prefault, huge_pages, gc)
     core = _load_core()
     current = core.config()
     if current is not None:
-        _, reserved, scope_code, policy_code, hist, pre = current
+        _, reserved, scope_code, policy_code, hist, pre, huge, gc_code = current
         have = Config(reserved, scope_name(scope_code), on_exhausted_name(policy_code), hist,
-                      pre)
+                      pre, huge, gc_name(gc_code))
         wanted = Config(_region.round_size(config.size), config.scope, config.on_exhausted,
-                        config.histogram, config.prefault)
+                        config.histogram, config.prefault, config.huge_pages, config.gc)
         if have == wanted:
             return
         raise BumpGlobalError(
@@ -133,8 +142,10 @@ def install(
         ) from exc
     core.install(region.mapping, region.base, region.size // 2, region.committed,
                  region.commit_step,
-                 config.scope_code, config.on_exhausted_code, config.histogram, config.prefault)
+                 config.scope_code, config.on_exhausted_code, config.histogram, config.prefault,
+                 config.huge_pages, config.gc_code)
     _installed_at = time.perf_counter()
+    _apply_gc_policy(config.gc)
     if config.prefault and hasattr(os, "register_at_fork"):
         # CPython warns when fork() copies a multi-threaded process: stop the
         # prefault thread before each os.fork() (it restarts when needed).
@@ -142,6 +153,18 @@ def install(
     from bump_global._subinterp import install_guards
 
     install_guards(config.scope)
+
+
+def _apply_gc_policy(policy: str) -> None:
+    import gc
+
+    if policy == "off":
+        gc.disable()
+    elif policy == "relaxed":
+        # Ten times rarer young collections, and full ones (threshold2 is 0 where
+        # the interpreter does not use it).
+        young, middle, old = gc.get_threshold()
+        gc.set_threshold(young * 10, middle, old * 10)
 
 
 def _check_interpreter(config: Config, core) -> None:  # type: ignore[no-untyped-def]
@@ -168,7 +191,8 @@ def stats() -> Stats:
         raise BumpGlobalError("bump_global is not installed: call bump_global.install() first")
     config = core.config()
     return Stats(*raw, scope=scope_name(config[2]), on_exhausted=on_exhausted_name(config[3]),
-                 prefault=config[5], histogram=core.histogram())
+                 prefault=config[5], huge_pages=config[6], gc=gc_name(config[7]),
+                 histogram=core.histogram())
 
 
 def memory() -> Memory:

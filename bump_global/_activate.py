@@ -31,16 +31,20 @@ _activated = False
 class Options:
     """What the environment asks for."""
 
-    __slots__ = ("size", "scope", "on_exhausted", "report", "histogram", "prefault")
+    __slots__ = ("size", "scope", "on_exhausted", "report", "histogram", "prefault",
+                 "huge_pages", "gc")
 
     def __init__(self, size: str, scope: str, on_exhausted: str, report: bool,
-                 histogram: bool, prefault: bool) -> None:
+                 histogram: bool, prefault: bool, huge_pages: bool = False,
+                 gc: str = "keep") -> None:
         self.size = size
         self.scope = scope
         self.on_exhausted = on_exhausted
         self.report = report
         self.histogram = histogram
         self.prefault = prefault
+        self.huge_pages = huge_pages
+        self.gc = gc
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Options) and all(
@@ -67,6 +71,7 @@ def read_options(environ: Mapping[str, str]) -> Optional[Options]:
     Raises ValueError naming every variable with a bad value and what it accepts.
     """
     from bump_global._config import (
+        DEFAULT_GC,
         DEFAULT_ON_EXHAUSTED,
         DEFAULT_SCOPE,
         DEFAULT_SIZE,
@@ -104,6 +109,9 @@ def read_options(environ: Mapping[str, str]) -> Optional[Options]:
         report=get("_REPORT", False, parse_flag),
         histogram=get("_HISTOGRAM", False, parse_flag),
         prefault=get("_PREFAULT", True, parse_flag),
+        huge_pages=get("_HUGE_PAGES", False, parse_flag),
+        gc=get("_GC", DEFAULT_GC,
+               lambda v: Config.make(DEFAULT_SIZE, DEFAULT_SCOPE, DEFAULT_ON_EXHAUSTED, gc=v).gc),
     )
     if problems:
         raise ValueError("; ".join(problems))
@@ -135,7 +143,8 @@ def _activate(environ: Mapping[str, str], start: float) -> None:
 
     try:
         bump_global.install(options.size, options.scope, options.on_exhausted,
-                            histogram=options.histogram, prefault=options.prefault)
+                            histogram=options.histogram, prefault=options.prefault,
+                            huge_pages=options.huge_pages, gc=options.gc)
     except bump_global.BumpGlobalError as exc:
         _warn(f"{PREFIX}={environ[PREFIX]!r}: {exc}; the allocator is not installed")
         return

@@ -29,6 +29,15 @@ SCOPES = {
     "raw": (3, "RAW domain only (PyMem_RawMalloc); the one scope of free-threaded builds"),
 }
 
+#: gc policy name -> (code kept by _core.c, description).
+GC_POLICIES = {
+    "keep": (1, "CPython's cyclic GC as configured"),
+    "relaxed": (2, "collections 10 times rarer (young and full); finalizers of cyclic "
+                   "garbage run later"),
+    "off": (3, "gc.disable(): cyclic garbage is never collected, its finalizers never run"),
+}
+DEFAULT_GC = "keep"
+
 #: policy name -> (code shared with _core.c, description).
 ON_EXHAUSTED = {
     "fallback": (1, "the previous allocator serves the request; the program keeps running"),
@@ -101,16 +110,19 @@ def _check_choice(kind: str, value: object, choices: dict[str, tuple[int, str]])
 class Config:
     """A validated configuration (what `install` was asked for); immutable."""
 
-    __slots__ = ("size", "scope", "on_exhausted", "histogram", "prefault")
+    __slots__ = ("size", "scope", "on_exhausted", "histogram", "prefault", "huge_pages", "gc")
     size: int
     scope: str
     on_exhausted: str
     histogram: bool
     prefault: bool
+    huge_pages: bool
+    gc: str
 
     def __init__(self, size: int, scope: str, on_exhausted: str, histogram: bool = False,
-                 prefault: bool = True) -> None:
-        for name, value in zip(self.__slots__, (size, scope, on_exhausted, histogram, prefault)):
+                 prefault: bool = True, huge_pages: bool = False, gc: str = DEFAULT_GC) -> None:
+        values = (size, scope, on_exhausted, histogram, prefault, huge_pages, gc)
+        for name, value in zip(self.__slots__, values):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -130,9 +142,10 @@ class Config:
         return f"Config({fields})"
 
     @classmethod
-    def make(cls, size: SizeLike, scope: str, on_exhausted: str,
-             histogram: bool = False, prefault: bool = True) -> Config:
-        for name, flag in (("histogram", histogram), ("prefault", prefault)):
+    def make(cls, size: SizeLike, scope: str, on_exhausted: str, histogram: bool = False,
+             prefault: bool = True, huge_pages: bool = False, gc: str = DEFAULT_GC) -> Config:
+        for name, flag in (("histogram", histogram), ("prefault", prefault),
+                           ("huge_pages", huge_pages)):
             if not isinstance(flag, bool):
                 raise ValueError(f"invalid {name} {flag!r}: expected True or False")
         return cls(
@@ -141,6 +154,8 @@ class Config:
             on_exhausted=_check_choice("on_exhausted", on_exhausted, ON_EXHAUSTED),
             histogram=histogram,
             prefault=prefault,
+            huge_pages=huge_pages,
+            gc=_check_choice("gc", gc, GC_POLICIES),
         )
 
     @property
@@ -151,17 +166,27 @@ class Config:
     def on_exhausted_code(self) -> int:
         return ON_EXHAUSTED[self.on_exhausted][0]
 
+    @property
+    def gc_code(self) -> int:
+        return GC_POLICIES[self.gc][0]
+
     def describe(self) -> str:
         return (
             f"size={format_size(self.size)} ({self.size} bytes), scope={self.scope!r}, "
             f"on_exhausted={self.on_exhausted!r}"
             + (", histogram=True" if self.histogram else "")
             + ("" if self.prefault else ", prefault=False")
+            + (", huge_pages=True" if self.huge_pages else "")
+            + ("" if self.gc == DEFAULT_GC else f", gc={self.gc!r}")
         )
 
 
 def scope_name(code: int) -> str:
     return next(name for name, (c, _) in SCOPES.items() if c == code)
+
+
+def gc_name(code: int) -> str:
+    return next(name for name, (c, _) in GC_POLICIES.items() if c == code)
 
 
 def on_exhausted_name(code: int) -> str:

@@ -214,6 +214,9 @@ static struct {
     int scope;
     int on_exhausted;
     int histogram;
+    int huge_pages;         /* MADV_HUGEPAGE once PREFAULT_START bytes were taken */
+    int huge_applied;       /* atomic */
+    int gc_policy;          /* kept for config(); applied by Python */
     int installed;
 } region;
 
@@ -245,7 +248,11 @@ static const domain_t obj_dom = {&gil_arena, 0, &obj_prev};
  * the other core, off the critical path.  It starts only once PREFAULT_START
  * bytes were taken, so small programs pay nothing, and it stays at most
  * `ahead` bytes (1/8 of what was taken, 4 to 64 MiB) in front of the top.
- * Cold paths ask it for more (prefault_ask); it never writes data. */
+ * Cold paths ask it for more (prefault_ask); it never writes data.  With
+ * `huge_pages`, the same first ask also madvises the whole region
+ * MADV_HUGEPAGE (transparent huge pages in "madvise" mode): a fault then maps
+ * 2 MiB, and RSS grows in 2 MiB steps, which only a program past
+ * PREFAULT_START can afford. */
 #define PREFAULT_START ((uintptr_t)32 << 20)
 #define PREFAULT_STEP ((uintptr_t)2 << 20)
 #define PREFAULT_AHEAD_MIN ((uintptr_t)4 << 20)
@@ -439,11 +446,19 @@ static void
 prefault_ask(int which, uintptr_t top)
 {
 #ifdef HAVE_PREFAULT
-    if (!prefault.enabled) {
-        return;
-    }
     uintptr_t taken = ATOMIC_LOAD(&region.charged);
     if (taken < PREFAULT_START) {
+        return;
+    }
+#  ifdef MADV_HUGEPAGE
+    /* Huge pages: 2 MiB per fault instead of 4 KiB, once the program is big
+     * enough that the coarser steps of its RSS do not matter. */
+    int off = 0;
+    if (region.huge_pages && ATOMIC_CAS(&region.huge_applied, off, 1)) {
+        madvise((void *)region.base, region.large_end - region.base, MADV_HUGEPAGE);
+    }
+#  endif
+    if (!prefault.enabled) {
         return;
     }
     uintptr_t ahead = taken / 8;
@@ -946,9 +961,10 @@ core_install(PyObject *self, PyObject *args)
 {
     PyObject *mapping;
     unsigned long long base, size, committed, commit_step;
-    int scope, on_exhausted, histogram, prefault_on;
-    if (!PyArg_ParseTuple(args, "OKKKKiipp:install", &mapping, &base, &size, &committed,
-                          &commit_step, &scope, &on_exhausted, &histogram, &prefault_on)) {
+    int scope, on_exhausted, histogram, prefault_on, huge_pages, gc_policy;
+    if (!PyArg_ParseTuple(args, "OKKKKiipppi:install", &mapping, &base, &size, &committed,
+                          &commit_step, &scope, &on_exhausted, &histogram, &prefault_on,
+                          &huge_pages, &gc_policy)) {
         return NULL;
     }
     if (region.installed) {
@@ -1026,6 +1042,8 @@ core_install(PyObject *self, PyObject *args)
     region.scope = scope;
     region.on_exhausted = on_exhausted;
     region.histogram = histogram;
+    region.huge_pages = huge_pages;
+    region.gc_policy = gc_policy;
     region.installed = 1;
     FENCE();
 #define INSTALL(DOMAIN, name)                                                  \
@@ -1092,10 +1110,11 @@ core_config(PyObject *self, PyObject *unused)
 #else
     int prefault_on = 0;
 #endif
-    return Py_BuildValue("(KKiiOO)", (unsigned long long)region.base,
+    return Py_BuildValue("(KKiiOOOi)", (unsigned long long)region.base,
                          (unsigned long long)region.size, region.scope,
                          region.on_exhausted, region.histogram ? Py_True : Py_False,
-                         prefault_on ? Py_True : Py_False);
+                         prefault_on ? Py_True : Py_False,
+                         region.huge_pages ? Py_True : Py_False, region.gc_policy);
 }
 
 static void
@@ -1329,10 +1348,11 @@ static PyMethodDef core_methods[] = {
      "Test probe: malloc(size), [malloc(interleave)], realloc(p, new_size) in one C call."},
     {"install", core_install, METH_VARARGS,
      "install(mapping, base, size, committed, commit_step, scope, on_exhausted, histogram,\n"
-     "        prefault)\n"
+     "        prefault, huge_pages, gc_policy)\n"
      "Install the hooks over a reserved region (see bump_global.install)."},
     {"config", core_config, METH_NOARGS,
-     "config() -> (base, size, scope, on_exhausted, histogram, prefault) or None."},
+     "config() -> (base, size, scope, on_exhausted, histogram, prefault, huge_pages,\n"
+     "gc_policy) or None."},
     {"stats", core_stats, METH_NOARGS,
      "stats() -> tuple of counters (see bump_global.stats) or None."},
     {"buffer_address", core_buffer_address, METH_O,

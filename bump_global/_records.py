@@ -115,6 +115,10 @@ class Stats(_Record):
     """What happens when the region is full: "fallback" or "error"."""
     prefault: bool = False
     """Whether the prefault thread is enabled (``install(prefault=...)``)."""
+    huge_pages: bool = False
+    """Whether transparent huge pages were asked for (``install(huge_pages=...)``)."""
+    gc: str = "keep"
+    """The cyclic GC policy (``install(gc=...)``): "keep", "relaxed" or "off"."""
     histogram: Optional[Tuple[Tuple[int, int, int], ...]] = None
     """With ``install(histogram=True)``: ``(upper_bound, count, bytes)`` per
     power-of-two size class of the requests (malloc, calloc and realloc sizes;

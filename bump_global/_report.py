@@ -46,7 +46,8 @@ def format_report(stats: Optional[Stats], mem: Memory, wall_time: Optional[float
         return "bump_global report: not installed\n" + _row("process", *process)
     resident = format_size(mem.region_resident) if mem.region_resident is not None else "unknown"
     lines = [
-        f"bump_global report (scope {stats.scope}, on exhausted: {stats.on_exhausted})",
+        f"bump_global report (scope {stats.scope}, on exhausted: {stats.on_exhausted}, "
+        f"gc: {stats.gc}{', huge pages' if stats.huge_pages else ''})",
         _row("region", f"{format_size(stats.reserved)} reserved",
              f"{format_size(stats.used)} used ({_pct(stats.used, stats.reserved)})",
              f"{resident} resident"),
@@ -88,7 +89,8 @@ def report_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float])
     if stats is not None:
         result["config"] = {"scope": stats.scope, "on_exhausted": stats.on_exhausted,
                             "size": stats.reserved, "histogram": stats.histogram is not None,
-                            "prefault": stats.prefault}
+                            "prefault": stats.prefault, "huge_pages": stats.huge_pages,
+                            "gc": stats.gc}
         result["region"] = {"base": stats.base, "reserved": stats.reserved,
                             "address_space": stats.address_space, "used": stats.used,
                             "consumed": stats.consumed, "committed": stats.committed,

@@ -30,6 +30,7 @@ from typing import Any, Dict, List, NoReturn, Optional, Sequence, Tuple
 
 import bump_global
 from bump_global._config import (
+    DEFAULT_GC,
     DEFAULT_ON_EXHAUSTED,
     DEFAULT_SCOPE,
     DEFAULT_SIZE,
@@ -41,7 +42,8 @@ PROG = "bump-global"
 USAGE_ERROR = 2
 
 #: Options of ``run`` that take a value (needed to find where the target starts).
-_RUN_VALUE_OPTIONS = ("--size", "--scope", "--on-exhausted", "--json", "--sample", "--timeline")
+_RUN_VALUE_OPTIONS = ("--size", "--scope", "--on-exhausted", "--gc", "--json", "--sample",
+                      "--timeline")
 
 #: Modules whose frames are trimmed from the head of the target's traceback.
 _OWN_MODULES = frozenset({__name__, "bump_global._timeline", "runpy"})
@@ -284,6 +286,10 @@ def _add_run_parser(sub: Any) -> None:
                         help="count requests per power-of-two size class (in the report)")
     parser.add_argument("--no-prefault", dest="prefault", action="store_false",
                         help="no helper thread faulting pages in ahead of the bump")
+    parser.add_argument("--huge-pages", action="store_true",
+                        help="transparent huge pages over the region once it holds 32 MiB")
+    parser.add_argument("--gc", default=DEFAULT_GC, metavar="POLICY",
+                        help="the cyclic GC: keep, relaxed or off (default: %(default)s)")
     parser.add_argument("--report", action="store_true",
                         help="print the report to stderr at exit")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE at exit")
@@ -314,11 +320,12 @@ class RunOptions:
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> RunOptions:
         try:
-            config = Config.make(ns.size, ns.scope, ns.on_exhausted, ns.histogram, ns.prefault)
+            config = Config.make(ns.size, ns.scope, ns.on_exhausted, ns.histogram, ns.prefault,
+                                 ns.huge_pages, ns.gc)
         except ValueError as exc:
             message = str(exc)
             for kind, option in (("size", "--size"), ("scope", "--scope"),
-                                 ("on_exhausted", "--on-exhausted")):
+                                 ("on_exhausted", "--on-exhausted"), ("gc", "--gc")):
                 if message.startswith(f"invalid {kind} "):
                     message = f"argument {option}: {message}"
             raise UsageError(message) from exc
@@ -429,7 +436,8 @@ def run_command(ns: argparse.Namespace, target: Optional[Target]) -> int:
     config = options.config
     try:
         bump_global.install(config.size, config.scope, config.on_exhausted,
-                            histogram=config.histogram, prefault=config.prefault)
+                            histogram=config.histogram, prefault=config.prefault,
+                            huge_pages=config.huge_pages, gc=config.gc)
     except bump_global.BumpGlobalError as exc:
         raise UsageError(_cli_hint(str(exc))) from exc
     finisher = _Finisher(options, sampler)

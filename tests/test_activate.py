@@ -129,6 +129,8 @@ def test_off_does_not_even_import(py, env: Dict[str, str]) -> None:
      "BUMP_GLOBAL_ON_EXHAUSTED", "'fallback'"),
     ({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_REPORT": "loud"}, "BUMP_GLOBAL_REPORT", "true"),
     ({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_HISTOGRAM": "2"}, "BUMP_GLOBAL_HISTOGRAM", "true"),
+    ({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_GC": "never"}, "BUMP_GLOBAL_GC", "'relaxed'"),
+    ({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_HUGE_PAGES": "big"}, "BUMP_GLOBAL_HUGE_PAGES", "true"),
 ])
 def test_bad_value_is_one_line_and_the_program_runs(
     py, env: Dict[str, str], variable: str, hint: str
@@ -175,9 +177,11 @@ def test_histogram_and_prefault_options(py) -> None:
     proc = py("""
         import bump_global
         s = bump_global.stats()
-        print(bump_global.is_installed(), s.histogram is not None, s.prefault)
-    """, env={"BUMP_GLOBAL": "1", "BUMP_GLOBAL_HISTOGRAM": "1", "BUMP_GLOBAL_PREFAULT": "0"})
-    assert proc.stdout == "True True False\n" and proc.stderr == ""
+        print(bump_global.is_installed(), s.histogram is not None, s.prefault, s.huge_pages,
+              s.gc)
+    """, env={"BUMP_GLOBAL": "1", "BUMP_GLOBAL_HISTOGRAM": "1", "BUMP_GLOBAL_PREFAULT": "0",
+              "BUMP_GLOBAL_HUGE_PAGES": "1", "BUMP_GLOBAL_GC": "off"})
+    assert proc.stdout == "True True False True off\n" and proc.stderr == ""
 
 
 def test_tracemalloc_refusal_is_one_line(py) -> None:

@@ -271,7 +271,8 @@ def test_report_dict_schema_and_sample(py):
     assert before["process"]["rss"] > 0
     assert after["installed"] is True and after["wall_time_s"] == 1.5
     assert after["config"] == {"scope": "python", "on_exhausted": "fallback",
-                               "size": 256 << 20, "histogram": False, "prefault": True}
+                               "size": 256 << 20, "histogram": False, "prefault": True,
+                               "huge_pages": False, "gc": "keep"}
     assert set(after["region"]) == {"base", "reserved", "address_space", "used", "consumed",
                                     "committed", "resident"}
     assert set(after["counters"]) >= {"allocations", "frees_ignored", "reallocs_moved",
@@ -302,3 +303,63 @@ def test_region_outlives_interpreter_shutdown(py):
     """)
     assert proc.stdout.splitlines() == ["finalized 1000 ['0', '1', '2']"] * 3
     assert proc.stderr == ""
+
+
+@pytest.mark.parametrize("policy, expected", [("keep", "same"), ("relaxed", "x10"),
+                                              ("off", "disabled")])
+def test_gc_policy(py, policy, expected):
+    out = py(f"""
+        import bump_global, gc, json
+        before = gc.get_threshold()
+        bump_global.install("256M", gc={policy!r})
+        print(json.dumps([before, gc.get_threshold(), gc.isenabled(), bump_global.stats().gc,
+                          bump_global.report_dict()["config"]["gc"]]))
+    """).stdout
+    before, after, enabled, name, reported = json.loads(out)
+    assert name == reported == policy
+    if expected == "same":
+        assert after == before and enabled
+    elif expected == "x10":
+        assert after == [before[0] * 10, before[1], before[2] * 10] and enabled
+    else:
+        assert not enabled
+
+
+def test_bad_gc_policy_and_flags():
+    from bump_global._config import Config
+
+    with pytest.raises(ValueError, match=r"invalid gc 'never'.*'keep'.*'relaxed'.*'off'"):
+        Config.make("1G", "python", "fallback", gc="never")
+    with pytest.raises(ValueError, match="invalid huge_pages 1: expected True or False"):
+        Config.make("1G", "python", "fallback", huge_pages=1)
+
+
+def _thp_mode() -> str:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return f.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return "unavailable"
+
+
+@pytest.mark.skipif(_thp_mode() not in ("always", "madvise"),
+                    reason="transparent huge pages not available on this machine")
+def test_huge_pages_only_past_the_threshold(py):
+    code = """
+        import bump_global, json
+        bump_global.install("1G", huge_pages={huge})
+        def anon_huge():
+            for line in open("/proc/self/smaps_rollup"):
+                if line.startswith("AnonHugePages:"):
+                    return int(line.split()[1]) * 1024
+        small = anon_huge()
+        data = [(i, str(i)) for i in range(1500000)]   # well past 32 MiB
+        print(json.dumps([small, anon_huge(), bump_global.stats().huge_pages]))
+    """
+    small, big, flag = json.loads(py(code.format(huge=True)).stdout)
+    assert flag is True and big >= 64 << 20
+    if _thp_mode() == "madvise":
+        # Only the region asked for them, and only once it was big.
+        assert small == 0
+        _, plain, flag = json.loads(py(code.format(huge=False)).stdout)
+        assert flag is False and plain < big
