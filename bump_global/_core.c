@@ -55,9 +55,9 @@
  * previous realloc.  The most recent block of the calling domain's arena (or
  * of the large area) grows or shrinks in place (extending the chunk when it
  * ends at the cursor).  Any other block moves.  Small blocks keep no header, so
- * their old size is unknown and we copy min(new size, cursor - p) bytes:
- * everything the old block can hold, never a byte outside the used part of the
- * region.  The tail we copy may be other blocks' bytes (the caller ignores
+ * their old size is unknown and we copy min(new size, cursor - p, q - p)
+ * bytes: everything the old block can hold, never a byte outside the used part
+ * of the region, never a byte of the new block q itself.  The tail we copy may be other blocks' bytes (the caller ignores
  * them); reading them is a benign race with RAW threads writing their own
  * blocks.  If the new block cannot be had, NULL is returned and the old block
  * stays valid (we never free it).
@@ -848,6 +848,12 @@ hook_realloc_cold(const domain_t *d, void *p, size_t n)
     void *q = hook_malloc(d, n);
     if (q == NULL) {
         return NULL;  /* the old block stays valid */
+    }
+    /* The new block may lie just above the old one, inside [p, p + avail): the
+     * old block ends below it (q was free), so stop there, and the two ranges
+     * never overlap. */
+    if ((uintptr_t)q > addr && (uintptr_t)q - addr < avail) {
+        avail = (uintptr_t)q - addr;
     }
     size_t copy = n < avail ? n : avail;
     memcpy(q, p, copy);
