@@ -88,7 +88,7 @@ def install(
     on_exhausted: str = DEFAULT_ON_EXHAUSTED,
     histogram: bool = False,
     prefault: bool = True,
-    huge_pages: bool = False,
+    huge_pages: bool = True,
     gc: str = DEFAULT_GC,
 ) -> None:
     """Reserve the region and route CPython's allocators through it.

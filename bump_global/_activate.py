@@ -35,8 +35,8 @@ class Options:
                  "huge_pages", "gc")
 
     def __init__(self, size: str, scope: str, on_exhausted: str, report: bool,
-                 histogram: bool, prefault: bool, huge_pages: bool = False,
-                 gc: str = "keep") -> None:
+                 histogram: bool, prefault: bool, huge_pages: bool = True,
+                 gc: str = "relaxed") -> None:
         self.size = size
         self.scope = scope
         self.on_exhausted = on_exhausted
@@ -109,7 +109,7 @@ def read_options(environ: Mapping[str, str]) -> Optional[Options]:
         report=get("_REPORT", False, parse_flag),
         histogram=get("_HISTOGRAM", False, parse_flag),
         prefault=get("_PREFAULT", True, parse_flag),
-        huge_pages=get("_HUGE_PAGES", False, parse_flag),
+        huge_pages=get("_HUGE_PAGES", True, parse_flag),
         gc=get("_GC", DEFAULT_GC,
                lambda v: Config.make(DEFAULT_SIZE, DEFAULT_SCOPE, DEFAULT_ON_EXHAUSTED, gc=v).gc),
     )

@@ -286,8 +286,9 @@ def _add_run_parser(sub: Any) -> None:
                         help="count requests per power-of-two size class (in the report)")
     parser.add_argument("--no-prefault", dest="prefault", action="store_false",
                         help="no helper thread faulting pages in ahead of the bump")
-    parser.add_argument("--huge-pages", action="store_true",
-                        help="transparent huge pages over the region once it holds 32 MiB")
+    parser.add_argument("--no-huge-pages", dest="huge_pages", action="store_false",
+                        help="no transparent huge pages over the region (by default asked "
+                             "for once it holds 32 MiB)")
     parser.add_argument("--gc", default=DEFAULT_GC, metavar="POLICY",
                         help="the cyclic GC: keep, relaxed or off (default: %(default)s)")
     parser.add_argument("--report", action="store_true",

@@ -207,14 +207,14 @@ def test_report_and_json_in_every_exit_path(tmp_path: Path, code: str, status: i
 def test_run_options_reach_install(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     ours = cli("run", "--size", "64M", "--scope", "objects", "--on-exhausted", "error",
-               "--histogram", "--no-prefault", "--huge-pages", "--gc", "relaxed",
+               "--histogram", "--no-prefault", "--no-huge-pages", "--gc", "off",
                "--json", str(out),
                "-c", "x = [str(i) for i in range(1000)]")
     assert ours.returncode == 0, ours.stderr
     data = json.loads(out.read_text())
     assert data["config"] == {"scope": "objects", "on_exhausted": "error",
                               "size": 64 << 20, "histogram": True, "prefault": False,
-                              "huge_pages": True, "gc": "relaxed"}
+                              "huge_pages": False, "gc": "off"}
     assert data["histogram"]
 
 
