@@ -708,126 +708,85 @@ def markdown(result: Dict[str, Any], workloads: List[Workload],
     skipped = [v for v in variants if not v.available]
     if skipped:
         lines.append("Not run: " + "; ".join(f"`{v.name}`: {v.note}" for v in skipped) + ".")
-    lines += [
-        "",
-        "## Wall time and peak RSS",
-        "",
+    ratios = "---:|" * len(others)
+
+    def cell(workload: Workload, variant: Variant) -> Dict[str, Any]:
+        return summary[workload.name].get(variant.name) or {}
+
+    def base(workload: Workload) -> Dict[str, Any]:
+        return summary[workload.name].get("pymalloc", {})
+
+    lines += table(
+        "Wall time and peak RSS",
         "Median wall time of the whole process (spawn to exit). pymalloc: seconds / peak "
         "MiB. Other columns: median of the per-round ratios to the pymalloc run of the same "
         "round (below 1 is faster), then the median peak RSS in MiB.",
-        "",
-        "| workload | family | pymalloc s / MiB | "
-        + " | ".join(v.name for v in others) + " |",
-        "|---|---|---:|" + "---:|" * len(others),
-    ]
-    for w in workloads:
-        per = summary[w.name]
-        base = per.get("pymalloc", {})
-        cells = [f"{w.name} ({w.what})", w.family,
-                 f"{fmt(base.get('wall_median_s'), '.3f')} / "
-                 f"{fmt(kib_mib(base.get('peak_rss_kib_median')), '.0f')}"]
-        for v in others:
-            e = per.get(v.name, {})
-            cells.append(f"{fmt(e.get('ratio_to_pymalloc'))} "
-                         f"({fmt(kib_mib(e.get('peak_rss_kib_median')), '.0f')})")
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "## Spread",
-        "",
-        "Lowest and highest per-round ratio to pymalloc; pymalloc: min-max seconds.",
-        "",
-        "| workload | pymalloc s | " + " | ".join(v.name for v in others) + " |",
-        "|---|---:|" + "---:|" * len(others),
-    ]
-    for w in workloads:
-        per = summary[w.name]
-        base = per.get("pymalloc", {})
-        cells = [w.name, f"{fmt(base.get('wall_min_s'), '.3f')}-"
-                         f"{fmt(base.get('wall_max_s'), '.3f')}"]
-        for v in others:
-            e = per.get(v.name, {})
-            cells.append("-" if e.get("ratio_min") is None
-                         else f"{fmt(e.get('ratio_min'))}-{fmt(e.get('ratio_max'))}")
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "## The workload's own time",
-        "",
+        ["workload", "family", "pymalloc s / MiB"] + [v.name for v in others],
+        "|---|---|---:|" + ratios,
+        [[f"{w.name} ({w.what})", w.family,
+          f"{fmt(base(w).get('wall_median_s'), '.3f')} / "
+          f"{fmt(kib_mib(base(w).get('peak_rss_kib_median')), '.0f')}"]
+         + [f"{fmt(cell(w, v).get('ratio_to_pymalloc'))} "
+            f"({fmt(kib_mib(cell(w, v).get('peak_rss_kib_median')), '.0f')})" for v in others]
+         for w in workloads])
+    lines += table(
+        "Spread", "Lowest and highest per-round ratio to pymalloc; pymalloc: min-max seconds.",
+        ["workload", "pymalloc s"] + [v.name for v in others], "|---|---:|" + ratios,
+        [[w.name, f"{fmt(base(w).get('wall_min_s'), '.3f')}-"
+                  f"{fmt(base(w).get('wall_max_s'), '.3f')}"]
+         + ["-" if cell(w, v).get("ratio_min") is None
+            else f"{fmt(cell(w, v).get('ratio_min'))}-{fmt(cell(w, v).get('ratio_max'))}"
+            for v in others]
+         for w in workloads])
+    lines += table(
+        "The workload's own time",
         "Time measured inside the child around the workload script alone (no interpreter "
         "start-up, no allocator import and install, nothing at exit): pymalloc seconds, then "
         "median per-round ratios to it.",
-        "",
-        "| workload | pymalloc s | " + " | ".join(v.name for v in others) + " |",
-        "|---|---:|" + "---:|" * len(others),
-    ]
-    for w in workloads:
-        per = summary[w.name]
-        base = per.get("pymalloc", {})
-        cells = [w.name, fmt(base.get("workload_s_median"), ".3f")]
-        cells += [fmt((per.get(v.name) or {}).get("workload_ratio_to_pymalloc"))
-                  for v in others]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "## CPU time",
-        "",
+        ["workload", "pymalloc s"] + [v.name for v in others], "|---|---:|" + ratios,
+        [[w.name, fmt(base(w).get("workload_s_median"), ".3f")]
+         + [fmt(cell(w, v).get("workload_ratio_to_pymalloc")) for v in others]
+         for w in workloads])
+
+    def cpu_s(workload: Workload) -> Optional[float]:
+        user, system = base(workload).get("user_s_median"), base(workload).get("sys_s_median")
+        return None if user is None or system is None else user + system
+
+    lines += table(
+        "CPU time",
         "User + system CPU time of the process (`wait4` rusage): pymalloc seconds, then median "
         "per-round ratios to it. Less sensitive than wall time to other load on the machine.",
-        "",
-        "| workload | pymalloc s | " + " | ".join(v.name for v in others) + " |",
-        "|---|---:|" + "---:|" * len(others),
-    ]
-    for w in workloads:
-        per = summary[w.name]
-        base = per.get("pymalloc", {})
-        cpu_s = None
-        if base.get("user_s_median") is not None and base.get("sys_s_median") is not None:
-            cpu_s = base["user_s_median"] + base["sys_s_median"]
-        cells = [w.name, fmt(cpu_s, ".3f")]
-        cells += [fmt((per.get(v.name) or {}).get("cpu_ratio_to_pymalloc")) for v in others]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "## User time, system time and page faults",
-        "",
+        ["workload", "pymalloc s"] + [v.name for v in others], "|---|---:|" + ratios,
+        [[w.name, fmt(cpu_s(w), ".3f")]
+         + [fmt(cell(w, v).get("cpu_ratio_to_pymalloc")) for v in others]
+         for w in workloads])
+
+    def faults(e: Dict[str, Any]) -> str:
+        count = e.get("minor_faults_median")
+        return (f"{fmt(e.get('user_s_median'))} / {fmt(e.get('sys_s_median'))} / "
+                f"{fmt(None if count is None else count / 1000, '.0f')}")
+
+    lines += table(
+        "User time, system time and page faults",
         "Median user s / system s / minor page faults (thousands), from `wait4` rusage.",
-        "",
-        "| workload | " + " | ".join(v.name for v in avail) + " |",
-        "|---|" + "---:|" * len(avail),
-    ]
-    for w in workloads:
-        per = summary[w.name]
-        cells = [w.name]
-        for v in avail:
-            e = per.get(v.name, {})
-            faults = e.get("minor_faults_median")
-            cells.append(f"{fmt(e.get('user_s_median'))} / {fmt(e.get('sys_s_median'))} / "
-                         f"{fmt(None if faults is None else faults / 1000, '.0f')}")
-        lines.append("| " + " | ".join(cells) + " |")
+        ["workload"] + [v.name for v in avail], "|---|" + "---:|" * len(avail),
+        [[w.name] + [faults(cell(w, v)) for v in avail] for w in workloads])
+
+    def engine(b: Dict[str, Any]) -> str:
+        return (f"{fmt(mib(b.get('used')), '.0f')} / {fmt(b.get('reallocs_moved'), ',.0f')} / "
+                f"{fmt(mib(b.get('bytes_copied')), '.0f')} / "
+                f"{fmt(b.get('fallback_allocations'), ',.0f')} / "
+                f"{fmt(mib(b.get('bytes_prefaulted')), '.0f')}")
+
     if bumps:
-        lines += [
-            "",
-            "## What the bump allocator did",
-            "",
+        lines += table(
+            "What the bump allocator did",
             "Per bump variant (medians): MiB bumped (handed out, never reused) / reallocs "
             "moved / MiB copied by them / fallback allocations (region full) / MiB "
             "prefaulted by the helper thread (where the engine reports it).",
-            "",
-            "| workload | " + " | ".join(v.name for v in bumps) + " |",
-            "|---|" + "---:|" * len(bumps),
-        ]
-        for w in workloads:
-            per = summary[w.name]
-            cells = [w.name]
-            for v in bumps:
-                b = (per.get(v.name) or {}).get("bump") or {}
-                cells.append(f"{fmt(mib(b.get('used')), '.0f')} / "
-                             f"{fmt(b.get('reallocs_moved'), ',.0f')} / "
-                             f"{fmt(mib(b.get('bytes_copied')), '.0f')} / "
-                             f"{fmt(b.get('fallback_allocations'), ',.0f')} / "
-                             f"{fmt(mib(b.get('bytes_prefaulted')), '.0f')}")
-            lines.append("| " + " | ".join(cells) + " |")
+            ["workload"] + [v.name for v in bumps], "|---|" + "---:|" * len(bumps),
+            [[w.name] + [engine(cell(w, v).get("bump") or {}) for v in bumps]
+             for w in workloads])
     micro = result.get("micro")
     lines += ["", "## Microbenchmarks (C loops over PyObject_Malloc/PyObject_Free)", ""]
     if micro is None:
@@ -866,6 +825,13 @@ def markdown(result: Dict[str, Any], workloads: List[Workload],
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def table(title: str, intro: str, header: List[str], rule: str,
+          rows: List[List[str]]) -> List[str]:
+    """A Markdown section: its title, a paragraph, and a table."""
+    return (["", f"## {title}", "", intro, "", "| " + " | ".join(header) + " |", rule]
+            + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 def kib_mib(value: Optional[float]) -> Optional[float]:
