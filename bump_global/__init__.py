@@ -134,13 +134,13 @@ def install(
     _check_interpreter(config, core)
     try:
         size = _region.round_size(config.size)
-        region = _region.reserve(2 * size)
+        region = _region.reserve(2 * size + core.EMERGENCY_RESERVE)
     except OSError as exc:
         raise BumpGlobalError(
             f"cannot reserve a region of {format_size(config.size)} ({exc.strerror or exc}): "
             "try a smaller size (e.g. size='256M'), or raise the address-space limit (ulimit -v)"
         ) from exc
-    core.install(region.mapping, region.base, region.size // 2, region.committed,
+    core.install(region.mapping, region.base, size, region.committed,
                  region.commit_step,
                  config.scope_code, config.on_exhausted_code, config.histogram, config.prefault,
                  config.huge_pages, config.gc_code)

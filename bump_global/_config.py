@@ -22,6 +22,9 @@ DEFAULT_ON_EXHAUSTED = "fallback"
 #: Smallest region accepted: one chunk of the GIL arena (see _core.c).
 MIN_SIZE = 1 << 20
 
+#: Address space kept beyond `size` for on_exhausted="error" (EMERGENCY_RESERVE in _core.c).
+EMERGENCY_RESERVE = 4 << 20
+
 #: scope name -> (code shared with _core.c, description).
 SCOPES = {
     "objects": (1, "OBJ domain only (PyObject_Malloc: Python objects)"),

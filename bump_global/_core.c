@@ -9,9 +9,10 @@
  * (bump_global/_region.py) and hands it to install() below.  It is never
  * unmapped: install() holds a buffer export on the mmap object that maps it
  * for the life of the process, so neither close() nor interpreter shutdown
- * can tear it down.  It spans 2 * size bytes of address space, two areas:
- * the small area [base, end) and the large area [end, large_end), each able to
- * hold the whole budget; together they hand out at most `size` bytes (the
+ * can tear it down.  It spans 2 * size + EMERGENCY_RESERVE bytes of address
+ * space, two areas: the small area [base, end) and the large area
+ * [end, large_end), each able to hold the whole budget (the small one also the
+ * emergency reserve); together they hand out at most `size` bytes (the
  * `charged` counter, moved by atomics in cold paths only).  Where the platform
  * needs it (Windows, or Linux in strict overcommit mode) each area is committed
  * in steps of `commit_step` by the cold path (commit_upto).  Memory that has
@@ -71,9 +72,9 @@
  * request (counted); its pointers are outside the region, so free/realloc
  * forward them correctly.  Policy "error": NULL, and CPython raises MemoryError.
  * Since frees give nothing back, a program whose region is full could not even
- * build the traceback; so under "error" the budget stops short of `size` by
- * an emergency reserve (1/16 of the region, at most 4 MiB), which the first
- * failure for lack of room releases for the unwinding that follows.
+ * build the traceback; so under "error" the first failure for lack of room
+ * releases an emergency reserve of EMERGENCY_RESERVE bytes beyond `size` (room
+ * the small area keeps for it) for the unwinding that follows.
  *
  * Installing.  Our functions ignore `ctx`; each finds its domain's state in a
  * static.  We install them with the previous allocator's ctx, so a thread that
@@ -158,7 +159,7 @@ bg_msvc_cas(volatile LONG64 *p, uintptr_t *expected, uintptr_t desired)
 #define ROUND_UP(n, a) (((n) + ((a) - 1)) & ~((a) - 1))
 #define GIL_CHUNK ((size_t)1 << 20)   /* granule the GIL arena takes from the cursor */
 #define RAW_CHUNK ((size_t)64 << 10)  /* granule of the RAW arena */
-#define EMERGENCY_RESERVE ((uintptr_t)4 << 20)  /* at most, policy "error" */
+#define EMERGENCY_RESERVE ((uintptr_t)4 << 20)  /* beyond `size`, policy "error" */
 #define LARGE_MIN ((size_t)64 << 10)  /* MEM/OBJ blocks this large go to the large area */
 #define LARGE_HEADER ALIGNMENT        /* a large block's size is kept just before it */
 
@@ -203,7 +204,7 @@ static struct {
     uintptr_t base;
     uintptr_t size;         /* the budget: bytes the two areas may take together */
     uintptr_t end;          /* end of the small area, base + size */
-    uintptr_t large_end;    /* end of the large area [end, large_end), base + 2 * size */
+    uintptr_t large_end;    /* end of the large area [end, large_end): end + size */
     uintptr_t budget;       /* atomic: `charged` stops here (size, or size - reserve) */
     uintptr_t charged;      /* atomic: bytes both areas took from the budget */
     uintptr_t cursor;       /* atomic: [base, cursor) is handed to small arenas */
@@ -317,8 +318,12 @@ static void
 atfork_child(void)
 {
 #  ifdef HAVE_PREFAULT
-    prefault.running = 0;  /* the thread did not follow; the next ask restarts it */
-    UNLOCK(prefault.lock);
+    /* The thread did not follow; the next ask restarts it.  It may have been
+     * inside pthread_cond_wait at the fork, leaving the condition variable's
+     * internal state mid-way: make both anew rather than trust the copy. */
+    prefault.running = 0;
+    pthread_mutex_init(&prefault.lock, NULL);
+    pthread_cond_init(&prefault.wake, NULL);
 #  endif
     UNLOCK(commit_lock);
     UNLOCK(raw_lock);
@@ -327,7 +332,7 @@ atfork_child(void)
 
 /* ---- region: cold paths -------------------------------------------------- */
 
-/* In either area (the whole reservation: 2 * size bytes). */
+/* In either area (the whole reservation). */
 ALWAYS_INLINE int
 in_region(const void *p)
 {
@@ -691,10 +696,11 @@ exhausted(const domain_t *d, size_t nelem, size_t elsize, int zero)
     else {
         c->failed_allocations++;
     }
-    if (n <= region.size - region.budget) {
+    if (region.on_exhausted == ON_EXHAUSTED_ERROR && n <= EMERGENCY_RESERVE &&
+        ATOMIC_LOAD(&region.budget) == region.size) {
         /* The region is full (not merely too small for a huge request):
          * release the emergency reserve for the unwinding that follows. */
-        ATOMIC_STORE(&region.budget, region.size);
+        ATOMIC_STORE(&region.budget, region.size + EMERGENCY_RESERVE);
     }
     return NULL;
 }
@@ -982,16 +988,18 @@ core_install(PyObject *self, PyObject *args)
             return NULL;
         }
         if ((uintptr_t)region_pin.buf != (uintptr_t)base ||
-            (unsigned long long)region_pin.len < 2 * size) {
+            (unsigned long long)region_pin.len < 2 * size + EMERGENCY_RESERVE) {
             PyBuffer_Release(&region_pin);
             PyErr_SetString(PyExc_ValueError, "the mapping does not hold the region");
             return NULL;
         }
     }
-    /* The reservation is 2 * size bytes: the small area, then the large area. */
+    /* The reservation: the small area (with the emergency reserve), then the
+     * large area. */
+    unsigned long long span = 2 * size + EMERGENCY_RESERVE;
     if (base == 0 || base % ALIGNMENT || size < GIL_CHUNK || size % ALIGNMENT ||
-        committed > 2 * size || base + 2 * size < base ||
-        (committed < 2 * size && (commit_step == 0 || commit_step % ALIGNMENT)) ||
+        committed > span || base + span < base ||
+        (committed < span && (commit_step == 0 || commit_step % ALIGNMENT)) ||
         (scope != SCOPE_OBJECTS && scope != SCOPE_PYTHON && scope != SCOPE_RAW) ||
         (on_exhausted != ON_EXHAUSTED_FALLBACK && on_exhausted != ON_EXHAUSTED_ERROR)) {
         PyErr_SetString(PyExc_ValueError, "invalid region or configuration");
@@ -1012,21 +1020,18 @@ core_install(PyObject *self, PyObject *args)
 #endif
     region.base = (uintptr_t)base;
     region.size = (uintptr_t)size;
-    region.end = region.base + region.size;
+    region.end = region.base + region.size + EMERGENCY_RESERVE;
     region.large_end = region.end + region.size;
     region.budget = region.size;
-    if (on_exhausted == ON_EXHAUSTED_ERROR) {
-        uintptr_t reserve = ROUND_UP(region.size / 16, ALIGNMENT);
-        region.budget -= reserve < EMERGENCY_RESERVE ? reserve : EMERGENCY_RESERVE;
-    }
     region.charged = 0;
     region.cursor = region.base;
-    if (committed == 2 * size) {
+    if (committed == span) {
         region.committed = region.end;
         region.large_committed = region.large_end;
     }
     else {
-        region.committed = region.base + (uintptr_t)(committed < size ? committed : size);
+        uintptr_t small = region.end - region.base;
+        region.committed = region.base + (uintptr_t)(committed < small ? committed : small);
         region.large_committed = region.end;
     }
     region.commit_step = (uintptr_t)(commit_step ? commit_step : size);
@@ -1391,6 +1396,7 @@ PyInit__core(void)
     }
     if (PyModule_AddIntConstant(m, "ALIGNMENT", (long)ALIGNMENT) < 0 ||
         PyModule_AddIntConstant(m, "MIN_SIZE", (long)GIL_CHUNK) < 0 ||
+        PyModule_AddIntConstant(m, "EMERGENCY_RESERVE", (long)EMERGENCY_RESERVE) < 0 ||
 #ifdef Py_GIL_DISABLED
         PyModule_AddIntConstant(m, "FREE_THREADED", 1) < 0
 #else

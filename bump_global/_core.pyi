@@ -4,6 +4,7 @@ from typing import Optional, Tuple
 
 ALIGNMENT: int
 MIN_SIZE: int
+EMERGENCY_RESERVE: int
 FREE_THREADED: int
 
 def install(

@@ -126,8 +126,11 @@ class Stats(_Record):
 
     @property
     def address_space(self) -> int:
-        """Bytes of address space reserved: the small area then the large area."""
-        return 2 * self.reserved
+        """Bytes of address space reserved: the small area (with the emergency
+        reserve of on_exhausted="error"), then the large area."""
+        from bump_global._config import EMERGENCY_RESERVE
+
+        return 2 * self.reserved + EMERGENCY_RESERVE
 
     def contains(self, address: int) -> bool:
         """True if `address` (e.g. ``id(obj)``) lies in the region (either area)."""

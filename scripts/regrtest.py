@@ -6,7 +6,9 @@ the stdlib ``test`` package runs twice, each in its own interpreter:
 
 - plain: ``python -c PLAIN -m test <module>`` (regrtest in the process, nothing installed);
 - bump: the same, but the process first calls ``bump_global.install(SIZE, on_exhausted=
-  "fallback")`` and reports what the region served when regrtest exits.
+  "fallback", gc="keep")`` and reports what the region served when regrtest exits (the
+  GC is kept as configured: the comparison is about the allocator, and gc="relaxed"
+  delays collections that test_gc waits for).
 
 regrtest runs in the process it was started in (no -j), so the allocator really serves the
 tests; modules run in parallel in separate processes (--jobs).  Per-test-case results come
@@ -100,7 +102,7 @@ import json, runpy, sys
 SIZE = {size!r}
 if SIZE:
     import bump_global
-    bump_global.install(SIZE, on_exhausted="fallback")
+    bump_global.install(SIZE, on_exhausted="fallback", gc="keep")
 sys.argv = ["python -m test", *sys.argv[1:]]
 try:
     runpy.run_module("test", run_name="__main__", alter_sys=True)

@@ -480,7 +480,8 @@ def test_exhaustion_error_with_threads():
     assert result["errors"] == [] and result["overlaps"] == 0
     assert result["failed"] > 0 and result["fallback"] == 0
     assert result["nulls"] + result["memory_errors"] > 0
-    assert result["used"] <= result["reserved"]
+    # At most the region, plus the emergency reserve released by the first failure.
+    assert result["used"] <= result["reserved"] + (4 << 20)
 
 
 HAVE_SUBINTERP = [m for m in ("_xxsubinterpreters", "_interpreters")
