@@ -13,6 +13,9 @@ import os
 import sys
 import time
 
+from bump_global._config import DEFAULT_GC
+from bump_global._records import _Record
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up stays cheap
 if TYPE_CHECKING:
     from typing import Callable, List, Mapping, Optional, TypeVar
@@ -28,31 +31,17 @@ _FLAG_HELP = "expected 1, true, yes or on (enable), or 0, false, no, off or empt
 _activated = False
 
 
-class Options:
+class Options(_Record):
     """What the environment asks for."""
 
-    __slots__ = ("size", "scope", "on_exhausted", "report", "histogram", "prefault",
-                 "huge_pages", "gc")
-
-    def __init__(self, size: str, scope: str, on_exhausted: str, report: bool,
-                 histogram: bool, prefault: bool, huge_pages: bool = True,
-                 gc: str = "relaxed") -> None:
-        self.size = size
-        self.scope = scope
-        self.on_exhausted = on_exhausted
-        self.report = report
-        self.histogram = histogram
-        self.prefault = prefault
-        self.huge_pages = huge_pages
-        self.gc = gc
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Options) and all(
-            getattr(self, name) == getattr(other, name) for name in self.__slots__)
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"Options({fields})"
+    size: str
+    scope: str
+    on_exhausted: str
+    report: bool
+    histogram: bool
+    prefault: bool
+    huge_pages: bool = True
+    gc: str = DEFAULT_GC
 
 
 def parse_flag(value: str) -> bool:
@@ -71,7 +60,6 @@ def read_options(environ: Mapping[str, str]) -> Optional[Options]:
     Raises ValueError naming every variable with a bad value and what it accepts.
     """
     from bump_global._config import (
-        DEFAULT_GC,
         DEFAULT_ON_EXHAUSTED,
         DEFAULT_SCOPE,
         DEFAULT_SIZE,

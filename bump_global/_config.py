@@ -8,8 +8,9 @@ dataclasses): ``BUMP_GLOBAL=1`` installs through it at start-up.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+from bump_global._records import _Record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from typing import Union
 
@@ -110,39 +111,16 @@ def _check_choice(kind: str, value: object, choices: dict[str, tuple[int, str]])
     return value
 
 
-class Config:
+class Config(_Record):
     """A validated configuration (what `install` was asked for); immutable."""
 
-    __slots__ = ("size", "scope", "on_exhausted", "histogram", "prefault", "huge_pages", "gc")
     size: int
     scope: str
     on_exhausted: str
-    histogram: bool
-    prefault: bool
-    huge_pages: bool
-    gc: str
-
-    def __init__(self, size: int, scope: str, on_exhausted: str, histogram: bool = False,
-                 prefault: bool = True, huge_pages: bool = True, gc: str = DEFAULT_GC) -> None:
-        values = (size, scope, on_exhausted, histogram, prefault, huge_pages, gc)
-        for name, value in zip(self.__slots__, values):
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Config is immutable: cannot set {name!r}")
-
-    def _astuple(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Config) and self._astuple() == other._astuple()
-
-    def __hash__(self) -> int:
-        return hash(self._astuple())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"Config({fields})"
+    histogram: bool = False
+    prefault: bool = True
+    huge_pages: bool = True
+    gc: str = DEFAULT_GC
 
     @classmethod
     def make(cls, size: SizeLike, scope: str, on_exhausted: str, histogram: bool = False,

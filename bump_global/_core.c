@@ -1255,16 +1255,6 @@ core_region_resident(PyObject *self, PyObject *unused)
     return region_resident(ATOMIC_LOAD(&region.cursor));
 }
 
-static PyObject *
-core_resident(PyObject *self, PyObject *args)
-{
-    unsigned long long addr, length;
-    if (!PyArg_ParseTuple(args, "KK:resident", &addr, &length)) {
-        return NULL;
-    }
-    return resident_bytes((uintptr_t)addr, (uintptr_t)length);
-}
-
 /* (used, resident) in one call and one small tuple: for samplers. */
 static PyObject *
 core_sample(PyObject *self, PyObject *unused)
@@ -1376,8 +1366,6 @@ static PyMethodDef core_methods[] = {
      "histogram() -> ((upper_bound, count, bytes), ...) or None if off."},
     {"region_resident", core_region_resident, METH_NOARGS,
      "region_resident() -> resident bytes of the used parts of the region, or None."},
-    {"resident", core_resident, METH_VARARGS,
-     "resident(addr, length) -> resident bytes of the range, or None if unknown."},
     {NULL, NULL, 0, NULL}
 };
 
