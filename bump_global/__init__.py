@@ -17,6 +17,7 @@ from bump_global import _region
 from bump_global._config import (
     DEFAULT_GC,
     DEFAULT_ON_EXHAUSTED,
+    DEFAULT_RECLAIM,
     DEFAULT_SCOPE,
     DEFAULT_SIZE,
     Config,
@@ -24,6 +25,7 @@ from bump_global._config import (
     gc_name,
     on_exhausted_name,
     parse_size,
+    reclaim_name,
     scope_name,
 )
 from bump_global._records import Memory, Stats
@@ -90,6 +92,7 @@ def install(
     prefault: bool = True,
     huge_pages: bool = True,
     gc: str = DEFAULT_GC,
+    reclaim: str = DEFAULT_RECLAIM,
 ) -> None:
     """Reserve the region and route CPython's allocators through it.
 
@@ -108,6 +111,10 @@ def install(
     `gc`: what to do with CPython's cyclic GC, which gives no memory back to a
     bump allocator: ``"keep"`` it as configured, ``"relaxed"`` (collections 10
     times rarer) or ``"off"`` (``gc.disable()``).
+    `reclaim`: ``"none"`` (free gives nothing back: the bump allocator),
+    ``"last"`` (freeing the most recent block moves the pointer back) or
+    ``"classes"`` (blocks up to 32 KiB reused through size classes, like
+    pymalloc); both opt-in policies apply to the MEM and OBJ domains.
 
     Install once, as early as possible.  Calling it again with the same
     configuration does nothing; with another raises :class:`BumpGlobalError`,
@@ -115,15 +122,17 @@ def install(
     ValueError.  There is no uninstall: the hooks stay until the process exits.
     """
     global _installed_at
-    config = Config.make(size, scope, on_exhausted, histogram, prefault, huge_pages, gc)
+    config = Config.make(size, scope, on_exhausted, histogram, prefault, huge_pages, gc,
+                         reclaim)
     core = _load_core()
     current = core.config()
     if current is not None:
-        _, reserved, scope_code, policy_code, hist, pre, huge, gc_code = current
+        _, reserved, scope_code, policy_code, hist, pre, huge, gc_code, reclaim_code = current
         have = Config(reserved, scope_name(scope_code), on_exhausted_name(policy_code), hist,
-                      pre, huge, gc_name(gc_code))
+                      pre, huge, gc_name(gc_code), reclaim_name(reclaim_code))
         wanted = Config(_region.round_size(config.size), config.scope, config.on_exhausted,
-                        config.histogram, config.prefault, config.huge_pages, config.gc)
+                        config.histogram, config.prefault, config.huge_pages, config.gc,
+                        config.reclaim)
         if have == wanted:
             return
         raise BumpGlobalError(
@@ -143,7 +152,7 @@ def install(
     core.install(region.mapping, region.base, size, region.committed,
                  region.commit_step,
                  config.scope_code, config.on_exhausted_code, config.histogram, config.prefault,
-                 config.huge_pages, config.gc_code)
+                 config.huge_pages, config.gc_code, config.reclaim_code)
     _installed_at = time.perf_counter()
     _apply_gc_policy(config.gc)
     if config.prefault and hasattr(os, "register_at_fork"):
@@ -192,6 +201,7 @@ def stats() -> Stats:
     config = core.config()
     return Stats(*raw, scope=scope_name(config[2]), on_exhausted=on_exhausted_name(config[3]),
                  prefault=config[5], huge_pages=config[6], gc=gc_name(config[7]),
+                 reclaim=reclaim_name(config[8]),
                  histogram=core.histogram())
 
 

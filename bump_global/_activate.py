@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from bump_global._config import DEFAULT_GC
+from bump_global._config import DEFAULT_GC, DEFAULT_RECLAIM
 from bump_global._records import _Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up stays cheap
@@ -42,6 +42,7 @@ class Options(_Record):
     prefault: bool
     huge_pages: bool = True
     gc: str = DEFAULT_GC
+    reclaim: str = DEFAULT_RECLAIM
 
 
 def parse_flag(value: str) -> bool:
@@ -100,6 +101,9 @@ def read_options(environ: Mapping[str, str]) -> Optional[Options]:
         huge_pages=get("_HUGE_PAGES", True, parse_flag),
         gc=get("_GC", DEFAULT_GC,
                lambda v: Config.make(DEFAULT_SIZE, DEFAULT_SCOPE, DEFAULT_ON_EXHAUSTED, gc=v).gc),
+        reclaim=get("_RECLAIM", DEFAULT_RECLAIM,
+                    lambda v: Config.make(DEFAULT_SIZE, DEFAULT_SCOPE, DEFAULT_ON_EXHAUSTED,
+                                          reclaim=v).reclaim),
     )
     if problems:
         raise ValueError("; ".join(problems))
@@ -132,7 +136,8 @@ def _activate(environ: Mapping[str, str], start: float) -> None:
     try:
         bump_global.install(options.size, options.scope, options.on_exhausted,
                             histogram=options.histogram, prefault=options.prefault,
-                            huge_pages=options.huge_pages, gc=options.gc)
+                            huge_pages=options.huge_pages, gc=options.gc,
+                            reclaim=options.reclaim)
     except bump_global.BumpGlobalError as exc:
         _warn(f"{PREFIX}={environ[PREFIX]!r}: {exc}; the allocator is not installed")
         return

@@ -34,13 +34,17 @@ import time
 from dataclasses import dataclass
 from typing import IO, Dict, List, Optional, Sequence, Tuple, Union
 
+from bump_global._config import DEFAULT_SIZE
+
 PROG = "bump-global compare"
 
-#: Every allocator compare knows, in the order of the default list.
-ALLOCATORS = ("pymalloc", "malloc", "jemalloc", "mimalloc", "bump")
+#: Every allocator compare knows: the default list, then bump_global's opt-in
+#: reclaim policies (``--allocators bump,bump-last,bump-classes``).
+ALLOCATORS = ("pymalloc", "malloc", "jemalloc", "mimalloc", "bump", "bump-last",
+              "bump-classes")
+DEFAULT_ALLOCATORS = ALLOCATORS[:5]
 BASELINE = "pymalloc"
 DEFAULT_RUNS = 5
-DEFAULT_SIZE = "4G"
 
 #: Shared library file names tried for each preloadable allocator, best first.
 PRELOAD_NAMES: Dict[str, Tuple[str, ...]] = {
@@ -255,7 +259,7 @@ def select_allocators(
     if requested is None:
         chosen: List[str] = []
         notes = []
-        for name in ALLOCATORS:
+        for name in DEFAULT_ALLOCATORS:
             if name in PRELOAD_NAMES and not libraries.get(name):
                 notes.append(
                     f"{name} skipped: {' or '.join(PRELOAD_NAMES[name])} not found "
@@ -303,8 +307,10 @@ def command_for(
     libraries: Dict[str, Optional[str]],
 ) -> Tuple[List[str], Dict[str, str]]:
     """The command line of one run and the variables to add to its environment."""
-    if allocator == "bump":
-        return [sys.executable, "-m", "bump_global", "run", "--size", size,
+    if allocator == "bump" or allocator.startswith("bump-"):
+        # bump-last, bump-classes: the opt-in reclaim policy of that name.
+        reclaim = ["--reclaim", allocator[len("bump-"):]] if allocator != "bump" else []
+        return [sys.executable, "-m", "bump_global", "run", "--size", size, *reclaim,
                 script, *script_args], {}
     command = [sys.executable, script, *script_args]
     if allocator == "pymalloc":
@@ -507,7 +513,7 @@ def plot(path: str, summaries: Sequence[Summary], title: str) -> None:
     names = [s.allocator for s in summaries]
     base = next((s for s in summaries if s.allocator == BASELINE), None)
     positions = list(range(len(names)))
-    palette = ["#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#d62728", "#ff7f0e"]
+    palette = ["#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#d62728", "#ff7f0e", "#8c564b"]
     colors = [palette[ALLOCATORS.index(n) % len(palette)] for n in names]
 
     fig = Figure(figsize=(max(9.0, 2.2 * len(names) + 1.0), 4.8), dpi=150)
@@ -578,7 +584,7 @@ def run(args: argparse.Namespace) -> int:
         if not os.path.exists(script):
             raise CompareError(f"no such script: {script}")
         allocators, notes = select_allocators(getattr(args, "allocators", None), libraries)
-        if "bump" in allocators:
+        if any(name.startswith("bump") for name in allocators):
             from bump_global._config import parse_size
 
             try:

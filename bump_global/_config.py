@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     SizeLike = Union[int, str]
 
-DEFAULT_SIZE = "1G"
+DEFAULT_SIZE = "16G"  # address space only: pages are used as they are handed out
 DEFAULT_SCOPE = "python"
 DEFAULT_ON_EXHAUSTED = "fallback"
 
@@ -41,6 +41,15 @@ GC_POLICIES = {
     "off": (3, "gc.disable(): cyclic garbage is never collected, its finalizers never run"),
 }
 DEFAULT_GC = "relaxed"  # chosen from docs/benchmarks.md: see the README
+
+#: reclaim policy name -> (code shared with _core.c, description).
+RECLAIM = {
+    "none": (0, "free gives nothing back: every block is fresh memory (bump allocation)"),
+    "last": (1, "freeing the most recent block moves the bump pointer back to it"),
+    "classes": (2, "blocks up to 32 KiB in size classes with free lists, reused like "
+                   "pymalloc's; freed large blocks give their pages back"),
+}
+DEFAULT_RECLAIM = "none"
 
 #: policy name -> (code shared with _core.c, description).
 ON_EXHAUSTED = {
@@ -121,10 +130,12 @@ class Config(_Record):
     prefault: bool = True
     huge_pages: bool = True
     gc: str = DEFAULT_GC
+    reclaim: str = DEFAULT_RECLAIM
 
     @classmethod
     def make(cls, size: SizeLike, scope: str, on_exhausted: str, histogram: bool = False,
-             prefault: bool = True, huge_pages: bool = True, gc: str = DEFAULT_GC) -> Config:
+             prefault: bool = True, huge_pages: bool = True, gc: str = DEFAULT_GC,
+             reclaim: str = DEFAULT_RECLAIM) -> Config:
         for name, flag in (("histogram", histogram), ("prefault", prefault),
                            ("huge_pages", huge_pages)):
             if not isinstance(flag, bool):
@@ -137,6 +148,7 @@ class Config(_Record):
             prefault=prefault,
             huge_pages=huge_pages,
             gc=_check_choice("gc", gc, GC_POLICIES),
+            reclaim=_check_choice("reclaim", reclaim, RECLAIM),
         )
 
     @property
@@ -151,6 +163,10 @@ class Config(_Record):
     def gc_code(self) -> int:
         return GC_POLICIES[self.gc][0]
 
+    @property
+    def reclaim_code(self) -> int:
+        return RECLAIM[self.reclaim][0]
+
     def describe(self) -> str:
         return (
             f"size={format_size(self.size)} ({self.size} bytes), scope={self.scope!r}, "
@@ -159,6 +175,7 @@ class Config(_Record):
             + ("" if self.prefault else ", prefault=False")
             + ("" if self.huge_pages else ", huge_pages=False")
             + ("" if self.gc == DEFAULT_GC else f", gc={self.gc!r}")
+            + ("" if self.reclaim == DEFAULT_RECLAIM else f", reclaim={self.reclaim!r}")
         )
 
 
@@ -168,6 +185,10 @@ def scope_name(code: int) -> str:
 
 def gc_name(code: int) -> str:
     return next(name for name, (c, _) in GC_POLICIES.items() if c == code)
+
+
+def reclaim_name(code: int) -> str:
+    return next(name for name, (c, _) in RECLAIM.items() if c == code)
 
 
 def on_exhausted_name(code: int) -> str:

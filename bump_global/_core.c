@@ -48,9 +48,12 @@
  * region base is page aligned), as pymalloc gives on 64-bit builds.
  * malloc(0) takes a 16-byte block, so it is unique and non-NULL.
  *
- * Free.  A pointer inside the region: nothing to do (counted).  NULL: nothing.
- * Anything else predates the install (or came from a fallback) and goes to the
- * free of the allocator that was installed before us, saved per domain.
+ * Free.  A pointer inside the region: nothing to do (counted), except that a
+ * large block's whole pages go back to the OS (MADV_DONTNEED, as for a moved
+ * one): its addresses are never handed out again, but a program that frees
+ * its big buffers does not keep them resident.  NULL: nothing.  Anything else
+ * predates the install (or came from a fallback) and goes to the free of the
+ * allocator that was installed before us, saved per domain.
  *
  * Realloc.  NULL is malloc.  A pointer outside the region goes to the saved
  * previous realloc.  The most recent block of the calling domain's arena (or
@@ -75,6 +78,28 @@
  * build the traceback; so under "error" the first failure for lack of room
  * releases an emergency reserve of EMERGENCY_RESERVE bytes beyond `size` (room
  * the small area keeps for it) for the unwinding that follows.
+ *
+ * Reclaim (opt-in, MEM/OBJ only; RAW never reclaims).  The default, "none",
+ * is the mission: free gives nothing back.  Two other policies trade that for
+ * speed and memory on programs that churn, each a separate set of hooks, so
+ * the default hot path pays nothing for them:
+ *   - "last" (bumpalo's rule): freeing the most recent block of the GIL arena
+ *     or of the large area moves the top back to it.  One level: afterwards
+ *     the arena knows no "last" block until the next allocation.
+ *   - "classes" (the slab pattern, as pymalloc's pools): requests up to
+ *     CLASS_MAX bytes are rounded to one of NCLASSES - 1 size classes; each
+ *     class bumps through pages of CLASS_PAGE bytes that hold only its blocks
+ *     and keeps a free list threaded through its free blocks' first word.  A
+ *     block's class comes from its address: class_map has one byte per
+ *     CLASS_PAGE of the small area (0: not a class page), so there are no
+ *     headers.  A freed large block is rolled back if it is the last, else
+ *     its whole pages go back to the OS (addresses are still never reused).
+ *     Class pages come fresh from the cursor, so a bumped class block is zero;
+ *     calloc clears only blocks taken from a free list.
+ * Reclaimed blocks count in frees_reclaimed/bytes_reclaimed, and those served
+ * again from a free list in allocations_reused (each class counts its own
+ * pushes and pops, on its own cache line; stats() sums them); `used` leaves
+ * them out.
  *
  * Installing.  Our functions ignore `ctx`; each finds its domain's state in a
  * static.  We install them with the previous allocator's ctx, so a thread that
@@ -166,6 +191,7 @@ bg_msvc_cas(volatile LONG64 *p, uintptr_t *expected, uintptr_t desired)
 /* Must match bump_global/_config.py. */
 enum { SCOPE_OBJECTS = 1, SCOPE_PYTHON = 2, SCOPE_RAW = 3 };
 enum { ON_EXHAUSTED_FALLBACK = 1, ON_EXHAUSTED_ERROR = 2 };
+enum { RECLAIM_NONE = 0, RECLAIM_LAST = 1, RECLAIM_CLASSES = 2 };
 
 typedef struct {
     uint64_t allocations;        /* blocks bumped (malloc, calloc, moved realloc) */
@@ -181,6 +207,9 @@ typedef struct {
     uint64_t large_allocations;  /* blocks placed in the large area */
     uint64_t bytes_released;     /* pages of moved large blocks given back to the OS */
     uint64_t bytes_prefaulted;   /* faulted in ahead of the bump by the prefault thread */
+    uint64_t frees_reclaimed;    /* reclaim != none: frees that gave their block back */
+    uint64_t bytes_reclaimed;
+    uint64_t allocations_reused; /* reclaim == classes: served from a free list */
 } counters_t;
 
 typedef struct {
@@ -218,6 +247,7 @@ static struct {
     int huge_pages;         /* MADV_HUGEPAGE once PREFAULT_START bytes were taken */
     int huge_applied;       /* atomic */
     int gc_policy;          /* kept for config(); applied by Python */
+    int reclaim;            /* RECLAIM_*: chooses the MEM/OBJ hooks at install */
     int installed;
 } region;
 
@@ -248,7 +278,7 @@ static const domain_t obj_dom = {&gil_arena, 0, &obj_prev};
  * lacks it, which is safe even if the main thread writes the same bytes), on
  * the other core, off the critical path.  It starts only once PREFAULT_START
  * bytes were taken, so small programs pay nothing, and it stays at most
- * `ahead` bytes (1/8 of what was taken, 4 to 64 MiB) in front of the top.
+ * `ahead` bytes (1/16 of what was taken, 2 to 8 MiB) in front of the top.
  * Cold paths ask it for more (prefault_ask); it never writes data.  With
  * `huge_pages`, the same first ask also madvises the whole region
  * MADV_HUGEPAGE (transparent huge pages in "madvise" mode): a fault then maps
@@ -256,8 +286,14 @@ static const domain_t obj_dom = {&gil_arena, 0, &obj_prev};
  * PREFAULT_START can afford. */
 #define PREFAULT_START ((uintptr_t)32 << 20)
 #define PREFAULT_STEP ((uintptr_t)2 << 20)
-#define PREFAULT_AHEAD_MIN ((uintptr_t)4 << 20)
-#define PREFAULT_AHEAD_MAX ((uintptr_t)64 << 20)
+/* The window ahead: taken / 16, 2 to 8 MiB.  It only needs to cover the time
+ * the thread takes to wake up and populate a step: a wider one bought no
+ * speed and cost up to twice its size in peak RSS (one window per area):
+ * 64 MiB windows put the tuples workload at 798 MiB peak, 8 MiB at 686, for
+ * pymalloc's 663, at the same wall time (4 paired rounds of the workloads). */
+#define PREFAULT_AHEAD_DIV 16
+#define PREFAULT_AHEAD_MIN ((uintptr_t)2 << 20)
+#define PREFAULT_AHEAD_MAX ((uintptr_t)8 << 20)
 #if defined(__linux__)
 #  define HAVE_PREFAULT 1
 #  ifndef MADV_POPULATE_WRITE
@@ -466,7 +502,7 @@ prefault_ask(int which, uintptr_t top)
     if (!prefault.enabled) {
         return;
     }
-    uintptr_t ahead = taken / 8;
+    uintptr_t ahead = taken / PREFAULT_AHEAD_DIV;
     ahead = ahead < PREFAULT_AHEAD_MIN ? PREFAULT_AHEAD_MIN
           : ahead > PREFAULT_AHEAD_MAX ? PREFAULT_AHEAD_MAX : ahead;
     uintptr_t limit = ATOMIC_LOAD(which ? &region.large_committed : &region.committed);
@@ -710,10 +746,34 @@ exhausted(const domain_t *d, size_t nelem, size_t elsize, int zero)
 #define ARENA_LOCK(d) do { if ((d)->is_raw) LOCK(raw_lock); } while (0)
 #define ARENA_UNLOCK(d) do { if ((d)->is_raw) UNLOCK(raw_lock); } while (0)
 
+/* The cold half of malloc: a new chunk, a large block, or exhaustion. */
+static NOINLINE void *
+malloc_cold(const domain_t *d, size_t n)
+{
+    arena_t *a = d->arena;
+    ARENA_LOCK(d);
+    void *p = arena_bump_cold(a, n);
+    ARENA_UNLOCK(d);
+    return likely(p != NULL) ? p : exhausted(d, n, 1, 0);
+}
+
 ALWAYS_INLINE void *
 hook_malloc(const domain_t *d, size_t n)
 {
     arena_t *a = d->arena;
+    if (!d->is_raw) {
+        /* The GIL fast path: a miss tail-calls the cold half, so the hit
+         * saves no register and tests no NULL. */
+        size_t sz = (n + (ALIGNMENT - 1)) & ~(ALIGNMENT - 1);
+        uintptr_t top = a->top;
+        if (likely(sz - 1 < a->end - top && sz < LARGE_MIN)) {
+            a->top = top + sz;
+            a->last = top;
+            a->c.allocations++;
+            return (void *)top;
+        }
+        return malloc_cold(d, n);
+    }
     ARENA_LOCK(d);
     void *p = arena_bump(a, n);
     if (unlikely(p == NULL)) {
@@ -768,18 +828,10 @@ hook_calloc(const domain_t *d, size_t nelem, size_t elsize)
     return p;
 }
 
-ALWAYS_INLINE void
-hook_free(const domain_t *d, void *p)
+/* A pointer outside the region: NULL, or the previous allocator's. */
+static NOINLINE void
+free_foreign(const domain_t *d, void *p)
 {
-    if (likely(in_region(p))) {
-        if (d->is_raw) {
-            ATOMIC_ADD(&d->arena->c.frees_ignored, 1);
-        }
-        else {
-            d->arena->c.frees_ignored++;
-        }
-        return;
-    }
     if (p == NULL) {
         return;
     }
@@ -790,6 +842,40 @@ hook_free(const domain_t *d, void *p)
         d->arena->c.foreign_frees++;
     }
     d->prev->free(d->prev->ctx, p);
+}
+
+static void large_rollback(arena_t *a, uintptr_t p);
+
+/* A large block freed (GIL domains): its whole pages go back to the OS, its
+ * addresses are never handed out again.  Under a reclaim policy the most
+ * recent large block is rolled back instead. */
+static NOINLINE void
+free_large(arena_t *a, uintptr_t p)
+{
+    if (region.reclaim != RECLAIM_NONE && p == large.last) {
+        large_rollback(a, p);
+        return;
+    }
+    release_block(a, p, large_size(p));
+    a->c.frees_ignored++;
+}
+
+ALWAYS_INLINE void
+hook_free(const domain_t *d, void *p)
+{
+    if (likely(in_region(p))) {
+        if (d->is_raw) {
+            ATOMIC_ADD(&d->arena->c.frees_ignored, 1);
+        }
+        else if (unlikely(in_large_area((uintptr_t)p))) {
+            free_large(d->arena, (uintptr_t)p);
+        }
+        else {
+            d->arena->c.frees_ignored++;
+        }
+        return;
+    }
+    free_foreign(d, p);
 }
 
 /* Resize the arena's most recent block in place.  Returns 0 if it cannot.
@@ -873,6 +959,303 @@ hook_realloc_cold(const domain_t *d, void *p, size_t n)
     return q;
 }
 
+/* ---- reclaim="last" (MEM/OBJ only) ---------------------------------------- */
+
+/* Give back the most recent large block (the top moves back to its header). */
+static NOINLINE void
+large_rollback(arena_t *a, uintptr_t p)
+{
+    size_t sz = large_size(p) + LARGE_HEADER;
+    if (large.top > large.dirty) {
+        large.dirty = large.top;  /* calloc must clear what we hand out again */
+    }
+    large.top = p - LARGE_HEADER;
+    large.last = 0;
+    ATOMIC_SUB(&region.charged, sz);
+    a->c.frees_reclaimed++;
+    a->c.bytes_reclaimed += sz;
+}
+
+/* Under the GIL.  The arena's `last` is 0 once rolled back, so a second free
+ * of the same pointer cannot roll back twice. */
+ALWAYS_INLINE void
+hook_free_last(const domain_t *d, void *p)
+{
+    arena_t *a = d->arena;
+    uintptr_t addr = (uintptr_t)p;
+    if (likely(in_region(p))) {
+        if (addr == a->last) {
+            if (a->top > a->dirty) {
+                a->dirty = a->top;
+            }
+            a->c.frees_reclaimed++;
+            a->c.bytes_reclaimed += a->top - addr;
+            a->top = addr;
+            a->last = 0;
+        }
+        else if (unlikely(in_large_area(addr))) {
+            free_large(a, addr);
+        }
+        else {
+            a->c.frees_ignored++;
+        }
+        return;
+    }
+    free_foreign(d, p);
+}
+
+/* ---- reclaim="classes" (MEM/OBJ only) ------------------------------------- */
+
+#define CLASS_SHIFT 16
+#define CLASS_PAGE ((uintptr_t)1 << CLASS_SHIFT)  /* a class page: 64 KiB, aligned */
+#define CLASS_SMALL_MAX 512   /* classes 1..32: steps of 16 bytes (the fast case) */
+#define CLASS_MAX 32768       /* classes 33..56: four per doubling, 640 to 32 KiB */
+#define NCLASSES 57           /* class 0 means "not a class page" in class_map */
+
+/* Per class, its counters live on its own line: a pop or a push touches one
+ * cache line and adds one counter (stats() sums them). */
+typedef struct {
+    void *free;       /* free blocks, linked through their first word */
+    uintptr_t top;    /* next block of the current page */
+    uintptr_t end;    /* end of the current page */
+    size_t size;      /* block size of the class */
+    uint64_t pushes;  /* frees put on the free list */
+    uint64_t pops;    /* allocations served from it; pushes - pops are on it */
+} class_t;
+
+static class_t classes[NCLASSES];
+static unsigned char *class_map;  /* one byte per CLASS_PAGE of the small area */
+static arena_t class_arena;       /* takes chunks from the cursor for class pages */
+
+/* The class of a request of n <= CLASS_MAX bytes. */
+ALWAYS_INLINE unsigned
+class_of(size_t n)
+{
+    if (likely(n <= CLASS_SMALL_MAX)) {
+        return n == 0 ? 1 : (unsigned)((n + (ALIGNMENT - 1)) >> 4);
+    }
+    unsigned octave = 63 - (unsigned)__builtin_clzll((unsigned long long)(n - 1));
+    return 33 + (octave - 9) * 4 + (unsigned)(((n - 1) >> (octave - 2)) & 3);
+}
+
+static void
+classes_init(void)
+{
+    for (unsigned k = 1; k < NCLASSES; k++) {
+        if (k <= 32) {
+            classes[k].size = (size_t)k << 4;
+        }
+        else {
+            unsigned octave = 9 + (k - 33) / 4, quarter = (k - 33) % 4;
+            classes[k].size = ((size_t)1 << octave) + ((size_t)(quarter + 1) << (octave - 2));
+        }
+    }
+}
+
+/* Give class k a new page, carved CLASS_PAGE-aligned (relative to the base)
+ * from class_arena, and bump its first block.  NULL when the region is full. */
+static NOINLINE void *
+class_new_page(unsigned k)
+{
+    arena_t *a = &class_arena;
+    class_t *c = &classes[k];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        uintptr_t page = region.base + ROUND_UP(a->top - region.base, CLASS_PAGE);
+        if (a->end != 0 && page >= a->top && page <= a->end &&
+            a->end - page >= CLASS_PAGE) {
+            a->waste += (page - a->top) + (c->end - c->top);
+            a->top = page + CLASS_PAGE;
+            class_map[(page - region.base) >> CLASS_SHIFT] = (unsigned char)k;
+            c->top = page + c->size;
+            c->end = page + CLASS_PAGE;
+            gil_arena.c.allocations++;
+            return (void *)page;
+        }
+        /* Enough for an aligned page wherever the chunk starts. */
+        if (!arena_refill(a, 2 * CLASS_PAGE, GIL_CHUNK, 0)) {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+/* A block of class c: from its free list, else bumped from its page; NULL
+ * when the page is used up.  *reused says which (calloc must clear a reused
+ * block; where the caller ignores it, the compiler drops it). */
+ALWAYS_INLINE void *
+class_take(class_t *c, int *reused)
+{
+    void *b = c->free;
+    *reused = b != NULL;
+    if (likely(b != NULL)) {
+        c->free = *(void **)b;
+        c->pops++;
+        return b;
+    }
+    uintptr_t top = c->top;
+    if (likely(c->size <= c->end - top)) {
+        c->top = top + c->size;
+        gil_arena.c.allocations++;
+        return (void *)top;
+    }
+    return NULL;
+}
+
+/* A block of n <= CLASS_MAX bytes, from a new page if need be. */
+ALWAYS_INLINE void *
+class_alloc(size_t n, int *reused)
+{
+    unsigned k = class_of(n);
+    void *p = class_take(&classes[k], reused);
+    return likely(p != NULL) ? p : class_new_page(k);
+}
+
+/* The class of a small-area block (0: not in a class page), or -1 when p is
+ * outside the small area. */
+ALWAYS_INLINE int
+class_of_block(uintptr_t p)
+{
+    uintptr_t off = p - region.base;
+    if (likely(off < region.end - region.base)) {
+        return class_map[off >> CLASS_SHIFT];
+    }
+    return -1;
+}
+
+ALWAYS_INLINE void
+class_push(unsigned k, void *p)
+{
+    class_t *c = &classes[k];
+    *(void **)p = c->free;
+    c->free = p;
+    c->pushes++;
+}
+
+/* Classes past CLASS_SMALL_MAX, new pages, sizes beyond the classes. */
+static NOINLINE void *
+malloc_classes_cold(const domain_t *d, size_t n)
+{
+    if (n <= CLASS_MAX) {
+        int reused;
+        void *p = class_alloc(n, &reused);
+        return likely(p != NULL) ? p : exhausted(d, n, 1, 0);
+    }
+    return hook_malloc(d, n);
+}
+
+/* The fast case, as hook_malloc's: hits return, misses tail-call. */
+ALWAYS_INLINE void *
+hook_malloc_classes(const domain_t *d, size_t n)
+{
+    if (likely(n <= CLASS_SMALL_MAX)) {
+        int reused;
+        void *p = class_take(&classes[n == 0 ? 1 : (n + (ALIGNMENT - 1)) >> 4], &reused);
+        if (likely(p != NULL)) {
+            return p;
+        }
+    }
+    return malloc_classes_cold(d, n);
+}
+
+ALWAYS_INLINE void *
+hook_calloc_classes(const domain_t *d, size_t nelem, size_t elsize)
+{
+    size_t n;
+    if (elsize != 0 && nelem > SIZE_MAX / elsize) {
+        return NULL;
+    }
+    n = nelem * elsize;
+    if (n <= CLASS_MAX) {
+        int reused;
+        void *p = class_alloc(n, &reused);
+        if (unlikely(p == NULL)) {
+            return exhausted(d, nelem, elsize, 1);
+        }
+        if (reused) {
+            memset(p, 0, n);  /* a bumped block is fresh memory, already zero */
+        }
+        return p;
+    }
+    return hook_calloc(d, nelem, elsize);
+}
+
+/* A large block freed: rolled back if it is the last, else its pages go
+ * back to the OS; foreign pointers and NULL as usual. */
+static NOINLINE void
+free_classes_cold(const domain_t *d, void *p)
+{
+    uintptr_t addr = (uintptr_t)p;
+    if (in_large_area(addr)) {
+        free_large(d->arena, addr);
+        return;
+    }
+    free_foreign(d, p);
+}
+
+ALWAYS_INLINE void
+hook_free_classes(const domain_t *d, void *p)
+{
+    int k = class_of_block((uintptr_t)p);
+    if (likely(k > 0)) {
+        class_push((unsigned)k, p);
+        return;
+    }
+    if (k == 0) {
+        d->arena->c.frees_ignored++;  /* a general block of the small area */
+        return;
+    }
+    free_classes_cold(d, p);
+}
+
+static NOINLINE void *
+hook_realloc_classes(const domain_t *d, void *p, size_t n)
+{
+    if (p == NULL) {
+        return hook_malloc_classes(d, n);
+    }
+    int k = class_of_block((uintptr_t)p);
+    if (k <= 0) {
+        return hook_realloc_cold(d, p, n);  /* general, large or foreign */
+    }
+    size_t size = classes[k].size;
+    /* Stay put when it fits and would not waste a quarter (pymalloc's rule). */
+    if (n <= size && 4 * n > 3 * size) {
+        return p;
+    }
+    void *q = hook_malloc_classes(d, n);
+    if (q == NULL) {
+        return NULL;  /* the old block stays valid */
+    }
+    size_t copy = n < size ? n : size;
+    memcpy(q, p, copy);
+    class_push((unsigned)k, p);
+    d->arena->c.reallocs_moved++;
+    d->arena->c.bytes_copied += copy;
+    return q;
+}
+
+/* Bytes of the class pages not holding live blocks: free lists and the
+ * unbumped tails of the current pages; adds the classes' counters to *sum
+ * if given.  Under the GIL. */
+static uint64_t
+classes_unused(counters_t *sum)
+{
+    uint64_t unused_bytes = 0;
+    if (class_map == NULL) {
+        return 0;
+    }
+    for (unsigned k = 1; k < NCLASSES; k++) {
+        const class_t *c = &classes[k];
+        unused_bytes += (c->end - c->top) + (c->pushes - c->pops) * c->size;
+        if (sum != NULL) {
+            sum->frees_reclaimed += c->pushes;
+            sum->bytes_reclaimed += c->pushes * c->size;
+            sum->allocations_reused += c->pops;
+        }
+    }
+    return unused_bytes + class_arena.waste + (class_arena.end - class_arena.top);
+}
+
 /* ---- one set of hooks per domain ------------------------------------------ */
 
 #define DEFINE_HOOKS(name, dom)                                                \
@@ -885,9 +1268,47 @@ hook_realloc_cold(const domain_t *d, void *p, size_t n)
     static void name##_free(void *ctx, void *p)                                \
     { (void)ctx; hook_free(&dom, p); }
 
+/* The MEM/OBJ hooks of the reclaim policies (see "Reclaim" at the top). */
+#define DEFINE_RECLAIM_HOOKS(name, dom)                                        \
+    static void name##_free_last(void *ctx, void *p)                           \
+    { (void)ctx; hook_free_last(&dom, p); }                                    \
+    static void *name##_malloc_classes(void *ctx, size_t n)                    \
+    { (void)ctx; return hook_malloc_classes(&dom, n); }                        \
+    static void *name##_calloc_classes(void *ctx, size_t nelem, size_t elsize) \
+    { (void)ctx; return hook_calloc_classes(&dom, nelem, elsize); }            \
+    static void *name##_realloc_classes(void *ctx, void *p, size_t n)          \
+    { (void)ctx; return hook_realloc_classes(&dom, p, n); }                    \
+    static void name##_free_classes(void *ctx, void *p)                        \
+    { (void)ctx; hook_free_classes(&dom, p); }
+
 DEFINE_HOOKS(raw, raw_dom)
 DEFINE_HOOKS(mem, mem_dom)
 DEFINE_HOOKS(obj, obj_dom)
+DEFINE_RECLAIM_HOOKS(mem, mem_dom)
+DEFINE_RECLAIM_HOOKS(obj, obj_dom)
+
+/* The hooks chosen at install for each domain (by `reclaim`); the histogram
+ * hooks call through them.  ctx is unused. */
+static PyMemAllocatorEx raw_inner = {NULL, raw_malloc, raw_calloc, raw_realloc, raw_free};
+static PyMemAllocatorEx mem_inner = {NULL, mem_malloc, mem_calloc, mem_realloc, mem_free};
+static PyMemAllocatorEx obj_inner = {NULL, obj_malloc, obj_calloc, obj_realloc, obj_free};
+
+static void
+choose_hooks(int reclaim)
+{
+    if (reclaim == RECLAIM_LAST) {
+        mem_inner.free = mem_free_last;
+        obj_inner.free = obj_free_last;
+    }
+    else if (reclaim == RECLAIM_CLASSES) {
+        PyMemAllocatorEx mem = {NULL, mem_malloc_classes, mem_calloc_classes,
+                                mem_realloc_classes, mem_free_classes};
+        PyMemAllocatorEx obj = {NULL, obj_malloc_classes, obj_calloc_classes,
+                                obj_realloc_classes, obj_free_classes};
+        mem_inner = mem;
+        obj_inner = obj;
+    }
+}
 
 /* ---- the size histogram (opt-in) -------------------------------------------
  * Requests per power-of-two size class: class k counts sizes in
@@ -918,15 +1339,15 @@ hist_record(int is_raw, size_t n)
 
 #define DEFINE_HIST_HOOKS(name, is_raw)                                        \
     static void *name##_malloc_h(void *ctx, size_t n)                          \
-    { hist_record(is_raw, n); return name##_malloc(ctx, n); }                  \
+    { hist_record(is_raw, n); return name##_inner.malloc(ctx, n); }            \
     static void *name##_calloc_h(void *ctx, size_t nelem, size_t elsize)       \
     {                                                                          \
         size_t n = elsize && nelem > SIZE_MAX / elsize ? SIZE_MAX : nelem * elsize; \
         hist_record(is_raw, n);                                                \
-        return name##_calloc(ctx, nelem, elsize);                              \
+        return name##_inner.calloc(ctx, nelem, elsize);                        \
     }                                                                          \
     static void *name##_realloc_h(void *ctx, void *p, size_t n)                \
-    { hist_record(is_raw, n); return name##_realloc(ctx, p, n); }
+    { hist_record(is_raw, n); return name##_inner.realloc(ctx, p, n); }
 
 DEFINE_HIST_HOOKS(raw, 1)
 DEFINE_HIST_HOOKS(mem, 0)
@@ -973,10 +1394,10 @@ core_install(PyObject *self, PyObject *args)
 {
     PyObject *mapping;
     unsigned long long base, size, committed, commit_step;
-    int scope, on_exhausted, histogram, prefault_on, huge_pages, gc_policy;
-    if (!PyArg_ParseTuple(args, "OKKKKiipppi:install", &mapping, &base, &size, &committed,
+    int scope, on_exhausted, histogram, prefault_on, huge_pages, gc_policy, reclaim;
+    if (!PyArg_ParseTuple(args, "OKKKKiipppii:install", &mapping, &base, &size, &committed,
                           &commit_step, &scope, &on_exhausted, &histogram, &prefault_on,
-                          &huge_pages, &gc_policy)) {
+                          &huge_pages, &gc_policy, &reclaim)) {
         return NULL;
     }
     if (region.installed) {
@@ -1001,7 +1422,8 @@ core_install(PyObject *self, PyObject *args)
         committed > span || base + span < base ||
         (committed < span && (commit_step == 0 || commit_step % ALIGNMENT)) ||
         (scope != SCOPE_OBJECTS && scope != SCOPE_PYTHON && scope != SCOPE_RAW) ||
-        (on_exhausted != ON_EXHAUSTED_FALLBACK && on_exhausted != ON_EXHAUSTED_ERROR)) {
+        (on_exhausted != ON_EXHAUSTED_FALLBACK && on_exhausted != ON_EXHAUSTED_ERROR) ||
+        reclaim < RECLAIM_NONE || reclaim > RECLAIM_CLASSES) {
         PyErr_SetString(PyExc_ValueError, "invalid region or configuration");
         goto unpin;
     }
@@ -1012,6 +1434,16 @@ core_install(PyObject *self, PyObject *args)
         goto unpin;
     }
 #endif
+    if (reclaim == RECLAIM_CLASSES && scope != SCOPE_RAW) {
+        /* One byte per class page of the small area (size + reserve); calloc's
+         * pages stay untouched (zero) until a class page lands in them. */
+        class_map = calloc((size_t)((size + EMERGENCY_RESERVE) >> CLASS_SHIFT) + 1, 1);
+        if (class_map == NULL) {
+            PyErr_NoMemory();
+            goto unpin;
+        }
+        classes_init();
+    }
 #ifndef _WIN32
     if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0) {
         PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
@@ -1055,17 +1487,20 @@ core_install(PyObject *self, PyObject *args)
     region.histogram = histogram;
     region.huge_pages = huge_pages;
     region.gc_policy = gc_policy;
+    region.reclaim = reclaim;
     region.installed = 1;
     FENCE();
 #define INSTALL(DOMAIN, name)                                                  \
     if (histogram) {                                                           \
         install_domain(DOMAIN, &name##_dom, name##_malloc_h, name##_calloc_h,   \
-                       name##_realloc_h, name##_free);                          \
+                       name##_realloc_h, name##_inner.free);                    \
     }                                                                          \
     else {                                                                     \
-        install_domain(DOMAIN, &name##_dom, name##_malloc, name##_calloc,       \
-                       name##_realloc, name##_free);                            \
+        install_domain(DOMAIN, &name##_dom, name##_inner.malloc,                \
+                       name##_inner.calloc, name##_inner.realloc,               \
+                       name##_inner.free);                                      \
     }
+    choose_hooks(reclaim);
     if (scope == SCOPE_PYTHON || scope == SCOPE_RAW) {
         INSTALL(PYMEM_DOMAIN_RAW, raw)
     }
@@ -1121,11 +1556,12 @@ core_config(PyObject *self, PyObject *unused)
 #else
     int prefault_on = 0;
 #endif
-    return Py_BuildValue("(KKiiOOOi)", (unsigned long long)region.base,
+    return Py_BuildValue("(KKiiOOOii)", (unsigned long long)region.base,
                          (unsigned long long)region.size, region.scope,
                          region.on_exhausted, region.histogram ? Py_True : Py_False,
                          prefault_on ? Py_True : Py_False,
-                         region.huge_pages ? Py_True : Py_False, region.gc_policy);
+                         region.huge_pages ? Py_True : Py_False, region.gc_policy,
+                         region.reclaim);
 }
 
 static void
@@ -1143,6 +1579,9 @@ add_counters(counters_t *sum, const counters_t *c)
     sum->failed_allocations += c->failed_allocations;
     sum->large_allocations += c->large_allocations;
     sum->bytes_released += c->bytes_released;
+    sum->frees_reclaimed += c->frees_reclaimed;
+    sum->bytes_reclaimed += c->bytes_reclaimed;
+    sum->allocations_reused += c->allocations_reused;
 }
 
 /* Bytes handed out: what the small arenas took, less the unused tails of
@@ -1152,7 +1591,8 @@ add_counters(counters_t *sum, const counters_t *c)
 static uint64_t
 region_used(uint64_t *consumed, uintptr_t *cursor, counters_t *sum)
 {
-    uint64_t unused_bytes = gil_arena.waste + (gil_arena.end - gil_arena.top);
+    uint64_t unused_bytes = gil_arena.waste + (gil_arena.end - gil_arena.top) +
+                            classes_unused(sum);
     uint64_t large_bytes = large.top - region.end;
     LOCK(raw_lock);
     unused_bytes += raw_arena.waste + (raw_arena.end - raw_arena.top);
@@ -1182,7 +1622,7 @@ core_stats(PyObject *self, PyObject *unused)
     sum.bytes_prefaulted = ATOMIC_LOAD(&prefault.bytes);
 #endif
     return Py_BuildValue(
-        "(KKKKKKKKKKKKKKKKKK)", (unsigned long long)region.base,
+        "(KKKKKKKKKKKKKKKKKKKKK)", (unsigned long long)region.base,
         (unsigned long long)region.size, (unsigned long long)used,
         (unsigned long long)consumed, (unsigned long long)committed,
         (unsigned long long)sum.allocations, (unsigned long long)sum.frees_ignored,
@@ -1191,7 +1631,8 @@ core_stats(PyObject *self, PyObject *unused)
         (unsigned long long)sum.bytes_copied, (unsigned long long)sum.fallback_allocations,
         (unsigned long long)sum.fallback_bytes, (unsigned long long)sum.failed_allocations,
         (unsigned long long)sum.large_allocations, (unsigned long long)sum.bytes_released,
-        (unsigned long long)sum.bytes_prefaulted);
+        (unsigned long long)sum.bytes_prefaulted, (unsigned long long)sum.frees_reclaimed,
+        (unsigned long long)sum.bytes_reclaimed, (unsigned long long)sum.allocations_reused);
 }
 
 /* Resident bytes of [addr, addr + length): mincore() where the OS has it,
@@ -1343,17 +1784,65 @@ core_probe_realloc(PyObject *self, PyObject *args)
                          (unsigned long long)(uintptr_t)q, ok ? Py_True : Py_False);
 }
 
+/* A test probe: p = malloc(size), filled with 0xA5, freed, then q = malloc
+ * (or calloc(1, size)) of the same size, with nothing allocated in between.
+ * Returns (p, q, zeroed): zeroed tells whether the calloc'ed q reads as zero
+ * (None for malloc).  Shows what the reclaim policy does with a free. */
+static PyObject *
+core_probe_reuse(PyObject *self, PyObject *args)
+{
+    int domain, use_calloc;
+    Py_ssize_t size;
+    if (!PyArg_ParseTuple(args, "inp:probe_reuse", &domain, &size, &use_calloc)) {
+        return NULL;
+    }
+    if (domain < 0 || domain > 2 || size < 0) {
+        PyErr_SetString(PyExc_ValueError, "domain must be 0 (RAW), 1 (MEM) or 2 (OBJ)");
+        return NULL;
+    }
+    static void *(*const mallocs[])(size_t) = {PyMem_RawMalloc, PyMem_Malloc, PyObject_Malloc};
+    static void *(*const callocs[])(size_t, size_t) = {PyMem_RawCalloc, PyMem_Calloc,
+                                                       PyObject_Calloc};
+    static void (*const frees[])(void *) = {PyMem_RawFree, PyMem_Free, PyObject_Free};
+    unsigned char *p = mallocs[domain]((size_t)size);
+    if (p == NULL) {
+        return PyErr_NoMemory();
+    }
+    memset(p, 0xA5, (size_t)size);
+    frees[domain](p);
+    unsigned char *q = use_calloc ? callocs[domain](1, (size_t)size)
+                                  : mallocs[domain]((size_t)size);
+    if (q == NULL) {
+        return PyErr_NoMemory();
+    }
+    PyObject *zeroed = Py_None;
+    if (use_calloc) {
+        zeroed = Py_True;
+        for (Py_ssize_t i = 0; i < size; i++) {
+            if (q[i] != 0) {
+                zeroed = Py_False;
+                break;
+            }
+        }
+    }
+    return Py_BuildValue("(KKO)", (unsigned long long)(uintptr_t)p,
+                         (unsigned long long)(uintptr_t)q, zeroed);
+}
+
 static PyMethodDef core_methods[] = {
     {"probe_realloc", core_probe_realloc, METH_VARARGS,
      "probe_realloc(domain, size, new_size, interleave) -> (p, q, contents_kept)\n"
      "Test probe: malloc(size), [malloc(interleave)], realloc(p, new_size) in one C call."},
+    {"probe_reuse", core_probe_reuse, METH_VARARGS,
+     "probe_reuse(domain, size, calloc) -> (p, q, zeroed)\n"
+     "Test probe: malloc, fill, free, then malloc or calloc of the same size in one C call."},
     {"install", core_install, METH_VARARGS,
      "install(mapping, base, size, committed, commit_step, scope, on_exhausted, histogram,\n"
-     "        prefault, huge_pages, gc_policy)\n"
+     "        prefault, huge_pages, gc_policy, reclaim)\n"
      "Install the hooks over a reserved region (see bump_global.install)."},
     {"config", core_config, METH_NOARGS,
      "config() -> (base, size, scope, on_exhausted, histogram, prefault, huge_pages,\n"
-     "gc_policy) or None."},
+     "gc_policy, reclaim) or None."},
     {"stats", core_stats, METH_NOARGS,
      "stats() -> tuple of counters (see bump_global.stats) or None."},
     {"buffer_address", core_buffer_address, METH_O,

@@ -78,7 +78,8 @@ class Stats(_Record):
     """The region's size: at most this many bytes are handed out (its address
     space is twice that: a small-block area and a large-block area)."""
     used: int
-    """Bytes handed out (16-byte rounded), including blocks that were freed."""
+    """Bytes handed out (16-byte rounded), including blocks that were freed,
+    except those a ``reclaim`` policy took back."""
     consumed: int
     """Bytes of the region taken by the arenas (used plus unused chunk tails)."""
     committed: int
@@ -109,6 +110,12 @@ class Stats(_Record):
     """Bytes of pages given back to the OS: whole pages of large blocks that moved."""
     bytes_prefaulted: int
     """Bytes faulted in ahead of the bump by the prefault thread (``prefault=True``)."""
+    frees_reclaimed: int
+    """Frees that gave their block back (``reclaim`` "last" or "classes")."""
+    bytes_reclaimed: int
+    """Bytes of those blocks."""
+    allocations_reused: int
+    """Allocations served from a size class's free list (``reclaim="classes"``)."""
     scope: str
     """Which allocator domains are served: "objects", "python" or "raw"."""
     on_exhausted: str
@@ -119,6 +126,8 @@ class Stats(_Record):
     """Whether transparent huge pages were asked for (``install(huge_pages=...)``)."""
     gc: str = "keep"
     """The cyclic GC policy (``install(gc=...)``): "keep", "relaxed" or "off"."""
+    reclaim: str = "none"
+    """What free gives back (``install(reclaim=...)``): "none", "last" or "classes"."""
     histogram: Optional[Tuple[Tuple[int, int, int], ...]] = None
     """With ``install(histogram=True)``: ``(upper_bound, count, bytes)`` per
     power-of-two size class of the requests (malloc, calloc and realloc sizes;

@@ -16,7 +16,7 @@ SCHEMA = "bump_global.report/1"
 COUNTERS = ("allocations", "frees_ignored", "foreign_frees", "foreign_reallocs",
             "reallocs_in_place", "reallocs_moved", "bytes_copied", "fallback_allocations",
             "fallback_bytes", "failed_allocations", "large_allocations", "bytes_released",
-            "bytes_prefaulted")
+            "bytes_prefaulted", "frees_reclaimed", "bytes_reclaimed", "allocations_reused")
 
 
 def _pct(part: int, whole: int) -> str:
@@ -63,6 +63,10 @@ def format_report(stats: Optional[Stats], mem: Memory, wall_time: Optional[float
              f"{stats.failed_allocations:,} refused"),
         _row("process", *process),
     ]
+    if stats.reclaim != "none":  # just after the "blocks" row
+        lines.insert(3, _row("reclaim", f"{stats.reclaim}: {stats.frees_reclaimed:,} frees "
+                                        f"gave back {format_size(stats.bytes_reclaimed)}",
+                             f"{stats.allocations_reused:,} allocations reused"))
     if stats.bytes_prefaulted:
         lines.insert(2, _row("prefault", f"{format_size(stats.bytes_prefaulted)} faulted in "
                                          "ahead by the helper thread"))
@@ -90,7 +94,7 @@ def report_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float])
         result["config"] = {"scope": stats.scope, "on_exhausted": stats.on_exhausted,
                             "size": stats.reserved, "histogram": stats.histogram is not None,
                             "prefault": stats.prefault, "huge_pages": stats.huge_pages,
-                            "gc": stats.gc}
+                            "gc": stats.gc, "reclaim": stats.reclaim}
         result["region"] = {"base": stats.base, "reserved": stats.reserved,
                             "address_space": stats.address_space, "used": stats.used,
                             "consumed": stats.consumed, "committed": stats.committed,

@@ -32,6 +32,7 @@ import bump_global
 from bump_global._config import (
     DEFAULT_GC,
     DEFAULT_ON_EXHAUSTED,
+    DEFAULT_RECLAIM,
     DEFAULT_SCOPE,
     DEFAULT_SIZE,
     Config,
@@ -42,8 +43,8 @@ PROG = "bump-global"
 USAGE_ERROR = 2
 
 #: Options of ``run`` that take a value (needed to find where the target starts).
-_RUN_VALUE_OPTIONS = ("--size", "--scope", "--on-exhausted", "--gc", "--json", "--sample",
-                      "--timeline")
+_RUN_VALUE_OPTIONS = ("--size", "--scope", "--on-exhausted", "--gc", "--reclaim", "--json",
+                      "--sample", "--timeline")
 
 #: Modules whose frames are trimmed from the head of the target's traceback.
 _OWN_MODULES = frozenset({__name__, "bump_global._timeline", "runpy"})
@@ -291,6 +292,10 @@ def _add_run_parser(sub: Any) -> None:
                              "for once it holds 32 MiB)")
     parser.add_argument("--gc", default=DEFAULT_GC, metavar="POLICY",
                         help="the cyclic GC: keep, relaxed or off (default: %(default)s)")
+    parser.add_argument("--reclaim", default=DEFAULT_RECLAIM, metavar="POLICY",
+                        help="what free gives back: none (bump allocation), last (the most "
+                             "recent block) or classes (size classes, reused as pymalloc "
+                             "does) (default: %(default)s)")
     parser.add_argument("--report", action="store_true",
                         help="print the report to stderr at exit")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE at exit")
@@ -322,11 +327,12 @@ class RunOptions:
     def from_args(cls, ns: argparse.Namespace) -> RunOptions:
         try:
             config = Config.make(ns.size, ns.scope, ns.on_exhausted, ns.histogram, ns.prefault,
-                                 ns.huge_pages, ns.gc)
+                                 ns.huge_pages, ns.gc, ns.reclaim)
         except ValueError as exc:
             message = str(exc)
             for kind, option in (("size", "--size"), ("scope", "--scope"),
-                                 ("on_exhausted", "--on-exhausted"), ("gc", "--gc")):
+                                 ("on_exhausted", "--on-exhausted"), ("gc", "--gc"),
+                                 ("reclaim", "--reclaim")):
                 if message.startswith(f"invalid {kind} "):
                     message = f"argument {option}: {message}"
             raise UsageError(message) from exc
@@ -438,7 +444,8 @@ def run_command(ns: argparse.Namespace, target: Optional[Target]) -> int:
     try:
         bump_global.install(config.size, config.scope, config.on_exhausted,
                             histogram=config.histogram, prefault=config.prefault,
-                            huge_pages=config.huge_pages, gc=config.gc)
+                            huge_pages=config.huge_pages, gc=config.gc,
+                            reclaim=config.reclaim)
     except bump_global.BumpGlobalError as exc:
         raise UsageError(_cli_hint(str(exc))) from exc
     finisher = _Finisher(options, sampler)

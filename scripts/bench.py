@@ -171,6 +171,10 @@ def all_variants() -> List[Variant]:
                 what="bump_global, 16 GiB, no huge pages, gc='off'"),
         Variant("bump_best", bump={"size": "16G", "huge_pages": True, "gc": "relaxed"},
                 what="bump_global, 16 GiB, huge pages and gc='relaxed'"),
+        Variant("bump_last", bump={"size": "16G", "reclaim": "last"},
+                what="bump_global, 16 GiB, defaults otherwise, reclaim='last' (opt-in)"),
+        Variant("bump_classes", bump={"size": "16G", "reclaim": "classes"},
+                what="bump_global, 16 GiB, defaults otherwise, reclaim='classes' (opt-in)"),
         Variant("bump_naive", bump={"size": "16G", "huge_pages": False, "gc": "keep",
                                     "prefault": False},
                 default=False, what="bump_global, 16 GiB, no prefault, no huge pages, "
@@ -656,7 +660,8 @@ def summarise(raw: List[Dict[str, Any]], workloads: List[Workload],
                                            "reallocs_moved", "bytes_copied",
                                            "fallback_allocations", "fallback_bytes",
                                            "resident", "large_allocations", "bytes_released",
-                                           "bytes_prefaulted")} if counters else None
+                                           "bytes_prefaulted", "frees_reclaimed",
+                                           "allocations_reused")} if counters else None
             per[v.name] = entry
         summary[w.name] = per
     return {"summary": summary, "suite": suite}
@@ -776,14 +781,17 @@ def markdown(result: Dict[str, Any], workloads: List[Workload],
         return (f"{fmt(mib(b.get('used')), '.0f')} / {fmt(b.get('reallocs_moved'), ',.0f')} / "
                 f"{fmt(mib(b.get('bytes_copied')), '.0f')} / "
                 f"{fmt(b.get('fallback_allocations'), ',.0f')} / "
-                f"{fmt(mib(b.get('bytes_prefaulted')), '.0f')}")
+                f"{fmt(mib(b.get('bytes_prefaulted')), '.0f')}"
+                + (f" / {fmt(b['allocations_reused'] / 1e6, '.1f')}M reused"
+                   if b.get("allocations_reused") else ""))
 
     if bumps:
         lines += table(
             "What the bump allocator did",
-            "Per bump variant (medians): MiB bumped (handed out, never reused) / reallocs "
-            "moved / MiB copied by them / fallback allocations (region full) / MiB "
-            "prefaulted by the helper thread (where the engine reports it).",
+            "Per bump variant (medians): MiB in use at exit (handed out and not reclaimed) / "
+            "reallocs moved / MiB copied by them / fallback allocations (region full) / MiB "
+            "prefaulted by the helper thread (where the engine reports it) / with "
+            "reclaim='classes', millions of allocations served from a free list.",
             ["workload"] + [v.name for v in bumps], "|---|" + "---:|" * len(bumps),
             [[w.name] + [engine(cell(w, v).get("bump") or {}) for v in bumps]
              for w in workloads])

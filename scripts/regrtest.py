@@ -102,7 +102,7 @@ import json, runpy, sys
 SIZE = {size!r}
 if SIZE:
     import bump_global
-    bump_global.install(SIZE, on_exhausted="fallback", gc="keep")
+    bump_global.install(SIZE, on_exhausted="fallback", gc="keep", reclaim={reclaim!r})
 sys.argv = ["python -m test", *sys.argv[1:]]
 try:
     runpy.run_module("test", run_name="__main__", alter_sys=True)
@@ -257,7 +257,7 @@ def module_status(returncode: Optional[int], output: str) -> str:
 
 
 def run_one(python: str, module: str, size: Optional[str], timeout: float,
-            extra: Sequence[str]) -> RunResult:
+            extra: Sequence[str], reclaim: str = "none") -> RunResult:
     with tempfile.TemporaryDirectory(prefix="bg-regrtest-") as tmp:
         xml = Path(tmp, "junit.xml")
         env = dict(os.environ)
@@ -265,7 +265,8 @@ def run_one(python: str, module: str, size: Optional[str], timeout: float,
             if name.startswith(("BUMP_GLOBAL", "PYTHONMALLOC", "PYTHONTRACEMALLOC")):
                 del env[name]
         env["TMPDIR"] = tmp
-        cmd = [python, "-c", RUNNER.format(size=size), "--junit-xml", str(xml), *extra, module]
+        cmd = [python, "-c", RUNNER.format(size=size, reclaim=reclaim), "--junit-xml", str(xml),
+               *extra, module]
         start = time.monotonic()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
@@ -320,7 +321,7 @@ def explain(python: str, result: ModuleResult, args: argparse.Namespace) -> None
     if not result.differs or result.bump.status not in ("failed", "env changed"):
         return
     verbose = run_one(python, result.module, args.size, args.timeout,
-                      [*args.regrtest_args, "-v"])
+                      [*args.regrtest_args, "-v"], args.reclaim)
     result.bump.output += "\n--- verbose rerun under bump_global ---\n" + verbose.output
     blocks = failure_blocks(verbose.output)
     plain_failed = {case for case, outcome in result.plain.cases.items() if outcome == "fail"}
@@ -343,7 +344,7 @@ def submit_version(info: dict, modules: Sequence[str], args: argparse.Namespace,
     for module in modules:
         for kind, size in (("plain", None), ("bump", args.size)):
             jobs[module, kind] = pool.submit(run_one, info["python"], module, size,
-                                             args.timeout, args.regrtest_args)
+                                             args.timeout, args.regrtest_args, args.reclaim)
     return jobs
 
 
@@ -484,6 +485,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--jobs", "-j", type=int, default=2,
                         help="processes at once (default: %(default)s)")
     parser.add_argument("--size", default="8G", help="region per process (default: %(default)s)")
+    parser.add_argument("--reclaim", default="none", choices=("none", "last", "classes"),
+                        help="bump_global's reclaim policy (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=900,
                         help="seconds per module and run (default: %(default)s)")
     parser.add_argument("--keep-dir", default="regrtest-results",
@@ -520,6 +523,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             keep(keep_dir, info, results)
             version_results.append((info, missing, results))
     text = table(version_results, args.size)
+    if args.reclaim != "none":
+        text = f"bump_global installed with reclaim={args.reclaim!r}.\n\n" + text
     left_out = [m for m in HEAVY if m not in names]
     if left_out:
         text += "\nLeft out of this run (--heavy runs them):\n" + "".join(

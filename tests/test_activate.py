@@ -79,7 +79,7 @@ def test_activates_with_defaults(py, value: str) -> None:
         s = bump_global.stats()
         print(json.dumps([bump_global.is_installed(), s.reserved, s.scope, s.on_exhausted]))
     """, env={"BUMP_GLOBAL": value})
-    assert json.loads(out.stdout) == [True, 1 << 30, "python", "fallback"]
+    assert json.loads(out.stdout) == [True, 16 << 30, "python", "fallback"]
     assert out.stderr == ""
 
 
@@ -131,6 +131,7 @@ def test_off_does_not_even_import(py, env: Dict[str, str]) -> None:
     ({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_HISTOGRAM": "2"}, "BUMP_GLOBAL_HISTOGRAM", "true"),
     ({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_GC": "never"}, "BUMP_GLOBAL_GC", "'relaxed'"),
     ({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_HUGE_PAGES": "big"}, "BUMP_GLOBAL_HUGE_PAGES", "true"),
+    ({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_RECLAIM": "some"}, "BUMP_GLOBAL_RECLAIM", "'classes'"),
 ])
 def test_bad_value_is_one_line_and_the_program_runs(
     py, env: Dict[str, str], variable: str, hint: str
@@ -178,10 +179,11 @@ def test_histogram_and_prefault_options(py) -> None:
         import bump_global
         s = bump_global.stats()
         print(bump_global.is_installed(), s.histogram is not None, s.prefault, s.huge_pages,
-              s.gc)
+              s.gc, s.reclaim)
     """, env={"BUMP_GLOBAL": "1", "BUMP_GLOBAL_HISTOGRAM": "1", "BUMP_GLOBAL_PREFAULT": "0",
-              "BUMP_GLOBAL_HUGE_PAGES": "0", "BUMP_GLOBAL_GC": "off"})
-    assert proc.stdout == "True True False False off\n" and proc.stderr == ""
+              "BUMP_GLOBAL_HUGE_PAGES": "0", "BUMP_GLOBAL_GC": "off",
+              "BUMP_GLOBAL_RECLAIM": "last"})
+    assert proc.stdout == "True True False False off last\n" and proc.stderr == ""
 
 
 def test_tracemalloc_refusal_is_one_line(py) -> None:

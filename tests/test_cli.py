@@ -208,14 +208,15 @@ def test_run_options_reach_install(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     ours = cli("run", "--size", "64M", "--scope", "objects", "--on-exhausted", "error",
                "--histogram", "--no-prefault", "--no-huge-pages", "--gc", "off",
-               "--json", str(out),
+               "--reclaim", "classes", "--json", str(out),
                "-c", "x = [str(i) for i in range(1000)]")
     assert ours.returncode == 0, ours.stderr
     data = json.loads(out.read_text())
     assert data["config"] == {"scope": "objects", "on_exhausted": "error",
                               "size": 64 << 20, "histogram": True, "prefault": False,
-                              "huge_pages": False, "gc": "off"}
+                              "huge_pages": False, "gc": "off", "reclaim": "classes"}
     assert data["histogram"]
+    assert data["counters"]["frees_reclaimed"] > 0
 
 
 # ------------------------------------------------------------------------ timeline

@@ -123,6 +123,10 @@ def test_preload_environment() -> None:
     command, extra = _compare.command_for("bump", "s.py", ["1"], "2G", libs)
     assert command == [sys.executable, "-m", "bump_global", "run", "--size", "2G", "s.py", "1"]
     assert extra == {}
+    command, extra = _compare.command_for("bump-classes", "s.py", [], "2G", libs)
+    assert command == [sys.executable, "-m", "bump_global", "run", "--size", "2G",
+                       "--reclaim", "classes", "s.py"]
+    assert extra == {}
 
 
 def test_failing_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -164,7 +168,8 @@ def test_absent_libraries_skipped_by_default() -> None:
     assert chosen == ["pymalloc", "malloc", "bump"]
     assert len(notes) == 2 and "jemalloc skipped" in notes[0] and "mimalloc" in notes[1]
     chosen, notes = _compare.select_allocators(None, {"jemalloc": "/x.so", "mimalloc": "/y.so"})
-    assert chosen == list(_compare.ALLOCATORS) and notes == []
+    assert chosen == list(_compare.DEFAULT_ALLOCATORS) and notes == []
+    assert "bump-classes" not in chosen  # opt-in policies are asked for by name
     chosen, _ = _compare.select_allocators(" Malloc, pymalloc,malloc,", {})
     assert chosen == ["malloc", "pymalloc"]
 
@@ -277,11 +282,11 @@ def test_through_the_cli(tmp_path: Path) -> None:
     env = _compare.child_environment()
     proc = subprocess.run(
         [sys.executable, "-m", "bump_global", "compare", "--runs", "1",
-         "--allocators", "pymalloc,bump", str(script)],
+         "--allocators", "pymalloc,bump,bump-classes", str(script)],
         capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     rows = table_rows(proc.stdout)
-    assert list(rows) == ["pymalloc", "bump"]
+    assert list(rows) == ["pymalloc", "bump", "bump-classes"]
     assert rows["pymalloc"][-2:] == ["1.00", "1.00"]
-    assert "[2/2] run 1/1 bump" in proc.stderr
+    assert "[3/3] run 1/1 bump-classes" in proc.stderr

@@ -48,8 +48,8 @@ for i in range(3000):
     ctypes.memmove(p, P0 + i % 251, n)
     FOREIGN.append((p, d, n, i % 251))
 
-SIZE, STEPS, EXAMPLES = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-bump_global.install(SIZE, on_exhausted="fallback")
+SIZE, STEPS, EXAMPLES, RECLAIM = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+bump_global.install(SIZE, on_exhausted="fallback", reclaim=RECLAIM)
 REGION = bump_global.stats()
 TOTALS = dict(sequences=0, steps=0, malloc=0, calloc=0, realloc=0, free=0, foreign=0,
               bytes_written=0, bytes_verified=0, zero_verified=0, max_live=0)
@@ -171,27 +171,33 @@ s = bump_global.stats()
 TOTALS.update(seconds=round(time.monotonic() - start, 1), region=s.reserved, used=s.used,
               fallback_allocations=s.fallback_allocations, foreign_frees=s.foreign_frees,
               foreign_reallocs=s.foreign_reallocs, failure=failure,
+              frees_reclaimed=s.frees_reclaimed, allocations_reused=s.allocations_reused,
               hypothesis=hypothesis.__version__)
 print(json.dumps(TOTALS))
 """
 
 
 @pytest.mark.parametrize(
-    "size, steps, examples",
+    "size, steps, examples, reclaim",
     [
-        ("16G", 40, 160),   # everything fits: region blocks and foreign ones
-        ("32M", 40, 120),   # the region fills up: fallback blocks join the foreign ones
+        ("16G", 40, 160, "none"),    # everything fits: region blocks and foreign ones
+        ("32M", 40, 120, "none"),    # the region fills up: fallback blocks join the foreign ones
+        ("16G", 40, 120, "classes"),  # freed blocks come back: reuse must never overlap
+        ("8M", 40, 80, "classes"),    # small enough to fill up even with reuse
+        ("16G", 40, 80, "last"),
     ],
 )
-def test_random_heap_operations_match_the_model(size, steps, examples):
-    proc = run_python(MACHINE, args=[size, str(steps), str(examples)], timeout=300)
+def test_random_heap_operations_match_the_model(size, steps, examples, reclaim):
+    proc = run_python(MACHINE, args=[size, str(steps), str(examples), reclaim], timeout=300)
     totals = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"\n[fuzz] region {size}: {json.dumps(totals)}")
     assert totals["failure"] is None, totals["failure"]
     assert totals["sequences"] >= examples // 2
     assert totals["malloc"] and totals["calloc"] and totals["realloc"] and totals["free"]
     assert totals["foreign"] > 0 and totals["foreign_frees"] + totals["foreign_reallocs"] > 0
-    if size == "32M":
+    if reclaim == "classes":
+        assert totals["frees_reclaimed"] > 0 and totals["allocations_reused"] > 0
+    if size in ("32M", "8M"):
         assert totals["fallback_allocations"] > 0
     else:
         assert totals["fallback_allocations"] == 0

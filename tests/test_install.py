@@ -24,7 +24,7 @@ def test_objects_created_after_install_live_in_the_region(py):
     """).stdout
     n_before, n_after, total, reserved, used, allocations, installed = json.loads(out)
     assert n_before == 0 and n_after == total
-    assert reserved == 1 << 30 and 0 < used < reserved
+    assert reserved == 16 << 30 and 0 < used < reserved
     assert allocations >= total and installed is True
 
 
@@ -273,7 +273,7 @@ def test_report_dict_schema_and_sample(py):
     assert after["installed"] is True and after["wall_time_s"] == 1.5
     assert after["config"] == {"scope": "python", "on_exhausted": "fallback",
                                "size": 256 << 20, "histogram": False, "prefault": True,
-                               "huge_pages": True, "gc": "relaxed"}
+                               "huge_pages": True, "gc": "relaxed", "reclaim": "none"}
     assert set(after["region"]) == {"base", "reserved", "address_space", "used", "consumed",
                                     "committed", "resident"}
     assert set(after["counters"]) >= {"allocations", "frees_ignored", "reallocs_moved",
@@ -331,6 +331,8 @@ def test_bad_gc_policy_and_flags():
 
     with pytest.raises(ValueError, match=r"invalid gc 'never'.*'keep'.*'relaxed'.*'off'"):
         Config.make("1G", "python", "fallback", gc="never")
+    with pytest.raises(ValueError, match=r"invalid reclaim 'all'.*'none'.*'last'.*'classes'"):
+        Config.make("1G", "python", "fallback", reclaim="all")
     with pytest.raises(ValueError, match="invalid huge_pages 1: expected True or False"):
         Config.make("1G", "python", "fallback", huge_pages=1)
 
