@@ -98,7 +98,10 @@ KNOWN: Dict[str, str] = {
 }
 
 RUNNER = """
-import json, runpy, sys
+import json, runpy, signal, sys
+# Started in the background (cmd &), a job ignores SIGINT and its children inherit that:
+# test_threading's interrupt_main tests need the default handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 SIZE = {size!r}
 if SIZE:
     import bump_global

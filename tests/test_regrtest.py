@@ -13,7 +13,11 @@ CLASSES_SAMPLE = ["test_dict", "test_list", "test_set", "test_bytes", "test_json
                   "test_weakref", "test_gc"]
 
 RUNNER = """
-import runpy, sys
+import runpy, signal, sys
+# A shell that starts a job in the background (cmd &) makes it ignore SIGINT, and children
+# inherit that: test_threading's interrupt_main tests then see no KeyboardInterrupt.
+# CPython's tests expect the default handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import bump_global
 # gc="keep": the sample checks the allocator; gc="relaxed" (the default) makes
 # test_gc's test_bug1055820c wait longer than its 10000 iterations on 3.13, by design.
@@ -47,14 +51,10 @@ def test_cpython_regression_sample_passes_under_bump(py, reclaim, sample):
     tests = available(sample)
     assert len(tests) >= len(sample) - 2
     ignores = [arg for name, on in EXCLUDED.items() if on for arg in ("-i", name)]
-    # -w: a module that fails is re-run once, verbosely.  Some of these modules have
-    # timing-sensitive tests (test_threading) that fail now and then on a loaded VM with
-    # the plain interpreter too; a failure that comes back in the re-run still fails here.
-    proc = py(RUNNER, args=[reclaim, "-q", "-w", *ignores, *tests], timeout=900, check=False)
+    proc = py(RUNNER, args=[reclaim, "-q", *ignores, *tests], timeout=900, check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-5000:]
-    assert re.search(r"Tests result: (FAILURE then )?SUCCESS|All \d+ tests OK", output), \
-        output[-3000:]
+    assert re.search(r"Tests result: SUCCESS|All \d+ tests OK", output), output[-3000:]
     stats = dict(re.findall(r"(\w+)=(\d+)", output.split("bump_global used=", 1)[1]))
     used = int(output.split("bump_global used=", 1)[1].split()[0])
     assert used > 100 << 20  # the tests really ran on the region
