@@ -22,11 +22,7 @@ from bump_global._config import (
     DEFAULT_SIZE,
     Config,
     format_size,
-    gc_name,
-    on_exhausted_name,
     parse_size,
-    reclaim_name,
-    scope_name,
 )
 from bump_global._records import Memory, Stats
 
@@ -127,9 +123,7 @@ def install(
     core = _load_core()
     current = core.config()
     if current is not None:
-        _, reserved, scope_code, policy_code, hist, pre, huge, gc_code, reclaim_code = current
-        have = Config(reserved, scope_name(scope_code), on_exhausted_name(policy_code), hist,
-                      pre, huge, gc_name(gc_code), reclaim_name(reclaim_code))
+        have = Config.from_core(current)
         wanted = Config(_region.round_size(config.size), config.scope, config.on_exhausted,
                         config.histogram, config.prefault, config.huge_pages, config.gc,
                         config.reclaim)
@@ -198,11 +192,10 @@ def stats() -> Stats:
     raw = core.stats()
     if raw is None:
         raise BumpGlobalError("bump_global is not installed: call bump_global.install() first")
-    config = core.config()
-    return Stats(*raw, scope=scope_name(config[2]), on_exhausted=on_exhausted_name(config[3]),
-                 prefault=config[5], huge_pages=config[6], gc=gc_name(config[7]),
-                 reclaim=reclaim_name(config[8]),
-                 histogram=core.histogram())
+    config = Config.from_core(core.config())
+    return Stats(*raw, scope=config.scope, on_exhausted=config.on_exhausted,
+                 prefault=config.prefault, huge_pages=config.huge_pages, gc=config.gc,
+                 reclaim=config.reclaim, histogram=core.histogram())
 
 
 def memory() -> Memory:

@@ -167,6 +167,13 @@ class Config(_Record):
     def reclaim_code(self) -> int:
         return RECLAIM[self.reclaim][0]
 
+    @classmethod
+    def from_core(cls, config: tuple) -> Config:
+        """The configuration ``_core.config()`` reports, decoded (size as installed)."""
+        _, size, scope, policy, histogram, prefault, huge_pages, gc, reclaim = config
+        return cls(size, _name(SCOPES, scope), _name(ON_EXHAUSTED, policy), histogram,
+                   prefault, huge_pages, _name(GC_POLICIES, gc), _name(RECLAIM, reclaim))
+
     def describe(self) -> str:
         return (
             f"size={format_size(self.size)} ({self.size} bytes), scope={self.scope!r}, "
@@ -179,17 +186,5 @@ class Config(_Record):
         )
 
 
-def scope_name(code: int) -> str:
-    return next(name for name, (c, _) in SCOPES.items() if c == code)
-
-
-def gc_name(code: int) -> str:
-    return next(name for name, (c, _) in GC_POLICIES.items() if c == code)
-
-
-def reclaim_name(code: int) -> str:
-    return next(name for name, (c, _) in RECLAIM.items() if c == code)
-
-
-def on_exhausted_name(code: int) -> str:
-    return next(name for name, (c, _) in ON_EXHAUSTED.items() if c == code)
+def _name(choices: dict[str, tuple[int, str]], code: int) -> str:
+    return next(name for name, (c, _) in choices.items() if c == code)

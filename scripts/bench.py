@@ -472,6 +472,16 @@ def bump_counters(child: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     return counters
 
 
+def run_record(m: Measure, v: Variant, fields: Dict[str, Any]) -> Dict[str, Any]:
+    """One run's record: `fields`, then the rusage, the engine counters and any error."""
+    rec = {**fields, **m.rusage}
+    if v.bump is not None:
+        rec["bump"] = bump_counters(m.child)
+    if m.error:
+        rec["error"] = m.error
+    return rec
+
+
 def run_suite(workloads: List[Workload], variants: List[Variant], rounds: int,
               warmups: int, quick: bool, tmp: Path, progress: bool,
               on_round: Optional[Callable[[List[Dict[str, Any]]], None]] = None
@@ -499,17 +509,10 @@ def run_suite(workloads: List[Workload], variants: List[Variant], rounds: int,
                 cmd = workload_command(v, WORKLOAD_DIR / w.script, args, out, runner)
                 m = spawn(cmd, child_env(v.env, v.preload), tmp / "child.log", out)
                 done += 1
-                rec: Dict[str, Any] = {
+                raw.append(run_record(m, v, {
                     "workload": w.name, "variant": v.name, "round": rnd - warmups,
                     "warmup": rnd < warmups, "ok": m.ok, "wall_s": m.wall_s,
-                    "workload_s": child_workload_s(m.child),
-                    **m.rusage,
-                }
-                if v.bump is not None:
-                    rec["bump"] = bump_counters(m.child)
-                if m.error:
-                    rec["error"] = m.error
-                raw.append(rec)
+                    "workload_s": child_workload_s(m.child)}))
                 if progress:
                     print(f"[{done}/{total} {time.perf_counter() - t0:7.1f}s] round {rnd - warmups}"
                           f" {w.name:17s} {v.name:13s} {m.wall_s:7.3f} s "
@@ -552,13 +555,9 @@ def run_micro(variants: List[Variant], rounds: int, quick: bool, tmp: Path,
             kwargs = json.dumps(v.bump) if v.bump is not None else "null"
             cmd = [sys.executable, str(runner), str(out), kwargs, json.dumps(spec)]
             m = spawn(cmd, child_env(v.env, v.preload), tmp / "micro.log", out)
-            rec = {"variant": v.name, "round": rnd, "ok": m.ok, "wall_s": m.wall_s,
-                   **{k: m.child.get(k) for k, _, _ in spec}, **m.rusage}
-            if v.bump is not None:
-                rec["bump"] = bump_counters(m.child)
-            if m.error:
-                rec["error"] = m.error
-            raw.append(rec)
+            raw.append(run_record(m, v, {
+                "variant": v.name, "round": rnd, "ok": m.ok, "wall_s": m.wall_s,
+                **{k: m.child.get(k) for k, _, _ in spec}}))
             if progress:
                 print(f"[micro round {rnd}] {v.name:13s} "
                       + " ".join(f"{k}={m.child.get(k)}" for k, _, _ in spec)
