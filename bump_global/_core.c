@@ -289,8 +289,9 @@ static const domain_t obj_dom = {&gil_arena, 0, &obj_prev};
 /* The window ahead: taken / 16, 2 to 8 MiB.  It only needs to cover the time
  * the thread takes to wake up and populate a step: a wider one bought no
  * speed and cost up to twice its size in peak RSS (one window per area):
- * 64 MiB windows put the tuples workload at 798 MiB peak, 8 MiB at 686, for
- * pymalloc's 663, at the same wall time (4 paired rounds of the workloads). */
+ * 64 MiB windows put the tuples workload at 797 MiB peak, 8 MiB at 685, for
+ * pymalloc's 663, at the same wall time (docs/benchmarks.md, "Prefault
+ * window": 7 paired rounds against a build with the old window). */
 #define PREFAULT_AHEAD_DIV 16
 #define PREFAULT_AHEAD_MIN ((uintptr_t)2 << 20)
 #define PREFAULT_AHEAD_MAX ((uintptr_t)8 << 20)
