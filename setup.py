@@ -50,7 +50,8 @@ OPT = ["-O2"] if sys.platform != "win32" else ["/O2"]
 setup(
     ext_modules=[
         # The allocator hooks.
-        Extension("bump_global._core", sources=["bump_global/_core.c"], extra_compile_args=OPT),
+        Extension("bump_global._core", sources=["bump_global/_core.c"], extra_compile_args=OPT,
+                  depends=["bump_global/core/sampler.c"]),
         # Raw allocator microbenchmarks for scripts/bench.py (no effect unless imported).
         Extension("bump_global._microbench", sources=["bump_global/_microbench.c"],
                   extra_compile_args=OPT),

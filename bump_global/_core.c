@@ -1830,7 +1830,10 @@ core_probe_reuse(PyObject *self, PyObject *args)
                          (unsigned long long)(uintptr_t)q, zeroed);
 }
 
+#include "core/sampler.c"
+
 static PyMethodDef core_methods[] = {
+    SAMPLER_METHODS
     {"probe_realloc", core_probe_realloc, METH_VARARGS,
      "probe_realloc(domain, size, new_size, interleave) -> (p, q, contents_kept)\n"
      "Test probe: malloc(size), [malloc(interleave)], realloc(p, new_size) in one C call."},
