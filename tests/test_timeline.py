@@ -1,0 +1,308 @@
+"""The timeline sampler (bump_global/_timeline.py, bump_global/core/sampler.c).
+
+Everything that installs the allocator or samples for a while runs in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+from conftest import run_python
+
+from bump_global import _timeline
+from bump_global._timeline import COLUMNS, Sampler, read_rows, write_processes
+
+NATIVE = _timeline.native_unavailable() is None
+needs_native = pytest.mark.skipif(not NATIVE, reason="no native sampler on this platform")
+MODES = [pytest.param(True, id="native", marks=needs_native), pytest.param(False, id="python")]
+
+# Pasted into subprocesses: a json.loads that holds the GIL for about `seconds`
+# (sized from a small run), and a Python thread that counts while it can run.
+GIL_HOG = """
+import json, threading, time
+
+def big_json(seconds):
+    unit = json.dumps([[i, str(i), {"k": i}] for i in range(20000)])
+    t = time.perf_counter(); json.loads(unit); small = time.perf_counter() - t
+    copies = max(1, min(60, round(seconds / small)))
+    return "[" + ",".join([unit] * copies) + "]"
+
+class Ticker(threading.Thread):
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.ticks = 0
+        self.done = False
+    def run(self):
+        while not self.done:
+            self.ticks += 1
+            time.sleep(0.001)
+"""
+
+
+def _samples_during_a_gil_holding_call(native: bool) -> Dict[str, Any]:
+    code = GIL_HOG + f"""
+import bump_global
+from bump_global._timeline import Sampler
+sampler = Sampler(5, native={native})
+bump_global.install("2G")
+text = big_json(0.5)
+ticker = Ticker(); ticker.start()
+t0 = time.perf_counter()
+sampler.start(t0)
+time.sleep(0.1)
+a, ta = time.perf_counter() - t0, ticker.ticks
+json.loads(text)
+b, tb = time.perf_counter() - t0, ticker.ticks
+time.sleep(0.1)
+ticker.done = True
+sampler.stop()
+print(json.dumps({{"a": a, "b": b, "ticks": tb - ta, "native": sampler.native,
+                  "samples": sampler.samples()}}))
+"""
+    return json.loads(run_python(code).stdout)  # type: ignore[no-any-return]
+
+
+@needs_native
+def test_native_sampler_keeps_sampling_while_c_code_holds_the_gil() -> None:
+    out = _samples_during_a_gil_holding_call(True)
+    a, b = out["a"], out["b"]
+    assert out["native"]
+    assert b - a > 0.2
+    assert out["ticks"] <= 2  # the call held the GIL: the Python thread hardly ran
+    inside = [s for s in out["samples"] if a < s[0] < b]
+    assert len(inside) >= 0.5 * (b - a) / 0.005
+    times = [a] + [s[0] for s in inside] + [b]
+    assert max(y - x for x, y in zip(times, times[1:])) < 0.1
+    assert inside[-1][1] > inside[0][1] + (1 << 20)  # json.loads allocating, seen live
+
+
+def test_python_thread_sampler_records_nothing_while_c_code_holds_the_gil() -> None:
+    # What docs/cli.md says of the fallback: a gap as long as the call.
+    out = _samples_during_a_gil_holding_call(False)
+    a, b = out["a"], out["b"]
+    assert not out["native"]
+    assert b - a > 0.2 and out["ticks"] <= 2
+    times = [s[0] for s in out["samples"]]
+    gap = max(y - x for x, y in zip(times, times[1:]))
+    assert gap >= 0.8 * (b - a)
+
+
+LATE_TICKS = """
+import json, sys, time
+import bump_global
+from bump_global._timeline import Sampler
+sampler = Sampler(10, native={native})
+bump_global.install("256M")
+t0 = time.perf_counter()
+sampler.start(t0)
+print("ready", flush=True)
+sys.stdin.readline()  # the test stops and continues this process meanwhile
+sampler.stop()
+print(json.dumps({{"native": sampler.native, "times": [s[0] for s in sampler.samples()]}}))
+"""
+
+
+@pytest.mark.parametrize("native", MODES)
+def test_consecutive_samples_stay_half_an_interval_apart_after_late_ticks(
+        native: bool) -> None:
+    interval = 0.010
+    proc = subprocess.Popen([sys.executable, "-c", LATE_TICKS.format(native=native)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline() == "ready\n"
+        # Freeze the whole process for odd lengths of time: its sampler wakes
+        # late, at every phase of the interval.
+        for pause in (0.013, 0.027, 0.0045, 0.0171, 0.0333, 0.0089, 0.0212, 0.0066,
+                      0.0157, 0.0298, 0.0121, 0.0049):
+            time.sleep(0.025)
+            proc.send_signal(signal.SIGSTOP)
+            time.sleep(pause)
+            proc.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+        out, _ = proc.communicate("\n", timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    result = json.loads(out)
+    assert result["native"] is native
+    times: List[float] = result["times"]
+    gaps = [y - x for x, y in zip(times, times[1:])]
+    assert len(times) >= 20
+    assert max(gaps) > 1.5 * interval  # ticks did come late
+    assert min(gaps) >= interval / 2 - 1e-9
+    # at most one sample per slot of the grid t0 + n * interval
+    slots = [int(t / interval) for t in times]
+    assert all(x < y for x, y in zip(slots, slots[1:]))
+
+
+@needs_native
+def test_native_sampler_allocates_nothing_from_the_region_it_measures() -> None:
+    code = """
+    import json, time
+    import bump_global
+    from bump_global._timeline import Sampler
+    sampler = Sampler(1, native=True)
+    bump_global.install("256M")
+    sampler.start()
+    time.sleep(0.5)
+    sampler.stop()
+    print(json.dumps(sampler.samples()))
+    """
+    samples = json.loads(run_python(code).stdout)
+    assert len(samples) >= 200
+    # The main thread only sleeps: any growth would be the sampler's own (the
+    # Python thread takes about 176 bytes per tick).
+    assert samples[-1][1] - samples[1][1] < 2048
+    assert all(s[2] is not None and s[2] > 0 and s[3] > 0 for s in samples)
+
+
+@pytest.mark.parametrize("native", MODES)
+def test_fork_child_samples_its_own_process_and_parent_keeps_sampling(
+        native: bool, tmp_path: Path) -> None:
+    code = f"""
+    import json, os, sys, time
+    import bump_global
+    from bump_global._timeline import Sampler, write_processes
+    sampler = Sampler(5, native={native})
+    bump_global.install("1G")
+    t0 = time.perf_counter()
+    sampler.start(t0)
+    time.sleep(0.1)
+    fork_at = time.perf_counter() - t0
+    pid = os.fork()
+    if pid == 0:
+        inherited = sampler.samples()
+        ok = bool(inherited) and all(s[0] < fork_at for s in inherited)
+        child = Sampler(5, native={native})
+        child.start(t0)
+        time.sleep(0.05)
+        data = b"x" * (96 << 20)  # written: resident in the child only
+        time.sleep(0.1)
+        child.stop()
+        assert child.native is {native}
+        with open(sys.argv[1], "w") as out:
+            json.dump({{"inherited_ok": ok, "rows": child.rows()}}, out)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    time.sleep(0.1)
+    sampler.stop()
+    with open(sys.argv[1]) as src:
+        child = json.load(src)
+    write_processes(sys.argv[2], sampler.rows() + [tuple(r) for r in child["rows"]])
+    print(json.dumps({{"status": status, "fork_at": fork_at, "pid": os.getpid(),
+                      "child_pid": pid, "inherited_ok": child["inherited_ok"]}}))
+    """
+    merged = tmp_path / "merged.csv"
+    # A native sampler is paused around os.fork: CPython (3.12+) must not warn
+    # about forking a multi-threaded process.
+    args = ["-W", "error::DeprecationWarning"] if native else []
+    proc = run_python(code, python_args=args, args=[str(tmp_path / "child.json"), str(merged)])
+    out = json.loads(proc.stdout)
+    assert out["status"] == 0 and out["inherited_ok"]
+    rows = read_rows(str(merged))
+    parent = [r for r in rows if r[0] == out["pid"]]
+    child = [r for r in rows if r[0] == out["child_pid"]]
+    assert [r[1] for r in rows] == sorted(r[1] for r in rows)
+    assert len(parent) + len(child) == len(rows)
+    fork_at = out["fork_at"]
+    assert len([r for r in parent if r[1] > fork_at + 0.05]) >= 5
+    assert len(child) >= 10 and all(r[1] > fork_at for r in child)
+    # the child's RSS is its own (statm opened in the child, not the parent's)
+    assert max(r[4] for r in child) - child[0][4] >= 80 << 20
+    assert max(r[4] for r in parent) - parent[0][4] < 80 << 20
+
+
+def test_timeline_files_have_pid_as_last_column(tmp_path: Path) -> None:
+    rows = [(41, 0.5, 2048, None, 4096), (7, 0.25, 1024, 512, 8192),
+            (41, 0.25, 1536, 1024, 4096)]
+    csv_path, json_path = str(tmp_path / "t.csv"), str(tmp_path / "t.jsonl")
+    assert write_processes(csv_path, rows) == 3
+    assert write_processes(json_path, rows) == 3
+    lines = Path(csv_path).read_text().splitlines()
+    assert lines == ["time_s,used_bytes,region_resident_bytes,rss_bytes,pid",
+                     "0.250000,1024,512,8192,7", "0.250000,1536,1024,4096,41",
+                     "0.500000,2048,,4096,41"]
+    records = [json.loads(line) for line in Path(json_path).read_text().splitlines()]
+    assert records[2] == {"time_s": 0.5, "used_bytes": 2048, "region_resident_bytes": None,
+                          "rss_bytes": 4096, "pid": 41}
+    assert list(records[0]) == list(COLUMNS)
+    expected = sorted(rows, key=lambda r: (r[1], r[0]))
+    assert read_rows(csv_path) == expected == read_rows(json_path)
+
+
+def test_read_rows_refuses_a_file_without_the_pid_column(tmp_path: Path) -> None:
+    old = tmp_path / "old.csv"
+    old.write_text("time_s,used_bytes,region_resident_bytes,rss_bytes\n0.1,1,2,3\n")
+    with pytest.raises(ValueError, match="expected 'time_s,used_bytes,"):
+        read_rows(str(old))
+
+
+def test_cli_timeline_rows_carry_the_targets_pid(tmp_path: Path) -> None:
+    out = tmp_path / "t.csv"
+    proc = run_python(
+        "import sys; from bump_global.cli import main; sys.exit(main())",
+        args=["run", "--sample", "5", "--timeline", str(out), "-c",
+              "import os, time; print(os.getpid()); time.sleep(0.1)"])
+    rows = read_rows(str(out))
+    assert len(rows) >= 10
+    assert {r[0] for r in rows} == {int(proc.stdout)}
+    assert all(r[2] > 0 and r[3] is not None and r[4] > 0 for r in rows)
+
+
+def test_sampler_rejects_bad_intervals() -> None:
+    for bad in (0, -5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="expected a positive number"):
+            Sampler(bad)
+
+
+@needs_native
+def test_native_sampler_bad_calls_raise() -> None:
+    code = """
+    import time
+    from bump_global import _core as core
+    for bad in (0.0, -1.0, float("nan")):
+        try:
+            core.sampler_start(bad, time.perf_counter())
+        except ValueError as exc:
+            assert "positive number of seconds" in str(exc)
+        else:
+            raise AssertionError(bad)
+    core.sampler_start(0.001, time.perf_counter())
+    try:
+        core.sampler_start(0.001, time.perf_counter())
+    except RuntimeError as exc:
+        assert "already running" in str(exc)
+    else:
+        raise AssertionError("started twice")
+    time.sleep(0.02)
+    assert core.sampler_stop() == 0
+    assert core.sampler_stop() == 0  # stopping a stopped sampler is harmless
+    times = core.sampler_samples()[0]
+    assert len(times) >= 8 and len(times) % 8 == 0
+    print("ok")
+    """
+    assert run_python(textwrap.dedent(code)).stdout == "ok\n"
+
+
+def test_sampler_uses_python_thread_when_native_is_not_requested() -> None:
+    sampler = Sampler(10, native=False)
+    sampler.close()
+    assert not sampler.native and sampler.why_not_native == "not requested"
+    auto = Sampler(10)
+    auto.close()
+    assert auto.native is NATIVE
+    if not NATIVE:
+        with pytest.raises(RuntimeError, match="no native sampler"):
+            Sampler(10, native=True)
+    assert os.getpid() == sampler.pid
