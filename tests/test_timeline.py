@@ -26,7 +26,7 @@ needs_native = pytest.mark.skipif(not NATIVE, reason="no native sampler on this 
 MODES = [pytest.param(True, id="native", marks=needs_native), pytest.param(False, id="python")]
 
 # Pasted into subprocesses: a json.loads that holds the GIL for about `seconds`
-# (sized from a small run), and a Python thread that counts while it can run.
+# (sized from a small run), and a Python thread that notes when it can run.
 GIL_HOG = """
 import json, threading, time
 
@@ -37,36 +37,40 @@ def big_json(seconds):
     return "[" + ",".join([unit] * copies) + "]"
 
 class Ticker(threading.Thread):
-    def __init__(self):
+    def __init__(self, t0):
         super().__init__(daemon=True)
-        self.ticks = 0
+        self.t0 = t0
+        self.stamps = []
         self.done = False
     def run(self):
         while not self.done:
-            self.ticks += 1
+            self.stamps.append(time.perf_counter() - self.t0)
             time.sleep(0.001)
 """
 
 
 def _samples_during_a_gil_holding_call(native: bool) -> Dict[str, Any]:
+    """The samples, and the longest stretch of json.loads in which a Python
+    thread could not run (the GIL was held): (start, end) in seconds since t0."""
     code = GIL_HOG + f"""
 import bump_global
 from bump_global._timeline import Sampler
 sampler = Sampler(5, native={native})
 bump_global.install("2G")
-text = big_json(0.5)
-ticker = Ticker(); ticker.start()
+text = big_json(0.8)
 t0 = time.perf_counter()
+ticker = Ticker(t0); ticker.start()
 sampler.start(t0)
 time.sleep(0.1)
-a, ta = time.perf_counter() - t0, ticker.ticks
-json.loads(text)
-b, tb = time.perf_counter() - t0, ticker.ticks
+a = time.perf_counter() - t0
+result = json.loads(text)  # kept: its deallocation is not part of the call
+b = time.perf_counter() - t0
 time.sleep(0.1)
 ticker.done = True
 sampler.stop()
-print(json.dumps({{"a": a, "b": b, "ticks": tb - ta, "native": sampler.native,
-                  "samples": sampler.samples()}}))
+edges = [a] + [t for t in ticker.stamps if a < t < b] + [b]
+held = max(zip(edges, edges[1:]), key=lambda pair: pair[1] - pair[0])
+print(json.dumps({{"held": held, "native": sampler.native, "samples": sampler.samples()}}))
 """
     return json.loads(run_python(code).stdout)  # type: ignore[no-any-return]
 
@@ -74,26 +78,25 @@ print(json.dumps({{"a": a, "b": b, "ticks": tb - ta, "native": sampler.native,
 @needs_native
 def test_native_sampler_keeps_sampling_while_c_code_holds_the_gil() -> None:
     out = _samples_during_a_gil_holding_call(True)
-    a, b = out["a"], out["b"]
+    start, end = out["held"]
     assert out["native"]
-    assert b - a > 0.2
-    assert out["ticks"] <= 2  # the call held the GIL: the Python thread hardly ran
-    inside = [s for s in out["samples"] if a < s[0] < b]
-    assert len(inside) >= 0.5 * (b - a) / 0.005
-    times = [a] + [s[0] for s in inside] + [b]
+    assert end - start > 0.15  # a Python thread could not run for that long
+    inside = [s for s in out["samples"] if start < s[0] < end]
+    # Every 5 ms on an idle machine; a loaded one delays the thread's wake-ups
+    # (late ticks are skipped), but never for long, unlike the GIL.
+    assert len(inside) >= max(5, 0.25 * (end - start) / 0.005)
+    times = [start] + [s[0] for s in inside] + [end]
     assert max(y - x for x, y in zip(times, times[1:])) < 0.1
     assert inside[-1][1] > inside[0][1] + (1 << 20)  # json.loads allocating, seen live
 
 
 def test_python_thread_sampler_records_nothing_while_c_code_holds_the_gil() -> None:
-    # What docs/cli.md says of the fallback: a gap as long as the call.
+    # What docs/cli.md says of the fallback: a gap as long as the GIL is held.
     out = _samples_during_a_gil_holding_call(False)
-    a, b = out["a"], out["b"]
+    start, end = out["held"]
     assert not out["native"]
-    assert b - a > 0.2 and out["ticks"] <= 2
-    times = [s[0] for s in out["samples"]]
-    gap = max(y - x for x, y in zip(times, times[1:]))
-    assert gap >= 0.8 * (b - a)
+    assert end - start > 0.15
+    assert not [s for s in out["samples"] if start + 0.002 < s[0] < end - 0.002]
 
 
 LATE_TICKS = """
