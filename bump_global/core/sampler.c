@@ -57,7 +57,7 @@
  * Cost per sample: two passes over ~10 words (~570 with reclaim="classes"),
  * one pread of /proc/self/statm, and mincore over the used parts of the
  * region: one byte per page, in calls of 4096 pages; it grows with the bytes
- * used (about 1 ms per 4 GiB used, docs/cli.md), on the sampler's core.
+ * used (about 0.2 ms per GiB used, docs/cli.md), on the sampler's thread.
  *
  * Fork.  The thread does not survive fork().  _timeline.py registers
  * os.register_at_fork(before=sampler_pause, after_in_parent=sampler_resume):
