@@ -53,6 +53,7 @@ def _samples_during_a_gil_holding_call(native: bool) -> Dict[str, Any]:
     """The samples, and the longest stretch of json.loads in which a Python
     thread could not run (the GIL was held): (start, end) in seconds since t0."""
     code = GIL_HOG + f"""
+import gc
 import bump_global
 from bump_global._timeline import Sampler
 sampler = Sampler(5, native={native})
@@ -62,9 +63,11 @@ t0 = time.perf_counter()
 ticker = Ticker(t0); ticker.start()
 sampler.start(t0)
 time.sleep(0.1)
+gc.disable()  # no collection (and no finaliser's Python code) inside the call
 a = time.perf_counter() - t0
 result = json.loads(text)  # kept: its deallocation is not part of the call
 b = time.perf_counter() - t0
+gc.enable()
 time.sleep(0.1)
 ticker.done = True
 sampler.stop()
@@ -83,10 +86,11 @@ def test_native_sampler_keeps_sampling_while_c_code_holds_the_gil() -> None:
     assert end - start > 0.15  # a Python thread could not run for that long
     inside = [s for s in out["samples"] if start < s[0] < end]
     # Every 5 ms on an idle machine; a loaded one delays the thread's wake-ups
-    # (late ticks are skipped), but never for long, unlike the GIL.
-    assert len(inside) >= max(5, 0.25 * (end - start) / 0.005)
+    # (late ticks are skipped, gaps of 100 ms were seen at a load of 8 on 2
+    # cores), but the call never shows as one step, as it does with the GIL.
+    assert len(inside) >= max(5, 0.2 * (end - start) / 0.005)
     times = [start] + [s[0] for s in inside] + [end]
-    assert max(y - x for x, y in zip(times, times[1:])) < 0.1
+    assert max(y - x for x, y in zip(times, times[1:])) < (end - start) / 2
     assert inside[-1][1] > inside[0][1] + (1 << 20)  # json.loads allocating, seen live
 
 
