@@ -316,3 +316,26 @@ def test_sampler_uses_python_thread_when_native_is_not_requested() -> None:
         with pytest.raises(RuntimeError, match="no native sampler"):
             Sampler(10, native=True)
     assert os.getpid() == sampler.pid
+
+
+@needs_native
+def test_second_sampler_falls_back_to_the_python_thread_while_the_native_one_runs() -> None:
+    code = """
+    import json, time
+    import bump_global
+    from bump_global._timeline import Sampler
+    first, second = Sampler(5), Sampler(5)
+    bump_global.install("256M")
+    first.start()
+    second.start()
+    time.sleep(0.2)
+    first.stop(); second.stop()
+    third = Sampler(5)  # the native sampler is free again
+    third.start(); time.sleep(0.05); third.stop()
+    print(json.dumps([[s.native, s.why_not_native, len(s.samples())]
+                      for s in (first, second, third)]))
+    """
+    first, second, third = json.loads(run_python(code).stdout)
+    assert first[:2] == [True, None] and third[:2] == [True, None]
+    assert second[0] is False and "busy" in second[1]
+    assert first[2] >= 10 and second[2] >= 10 and third[2] >= 2
