@@ -277,6 +277,7 @@ def test_sampler_rejects_bad_intervals() -> None:
 def test_native_sampler_bad_calls_raise() -> None:
     code = """
     import time
+    from array import array
     from bump_global import _core as core
     for bad in (0.0, -1.0, float("nan")):
         try:
@@ -285,7 +286,9 @@ def test_native_sampler_bad_calls_raise() -> None:
             assert "positive number of seconds" in str(exc)
         else:
             raise AssertionError(bad)
-    core.sampler_start(0.001, time.perf_counter())
+    t0 = time.perf_counter() - 100.0
+    started = time.perf_counter() - t0
+    core.sampler_start(0.001, t0)
     try:
         core.sampler_start(0.001, time.perf_counter())
     except RuntimeError as exc:
@@ -296,6 +299,9 @@ def test_native_sampler_bad_calls_raise() -> None:
     while len(core.sampler_samples()[0]) < 3 * 8:  # read while it runs
         assert time.perf_counter() < deadline
         time.sleep(0.01)
+    seen = time.perf_counter() - t0
+    first = array("d", core.sampler_samples()[0])[0]
+    assert started <= first <= seen, (started, first, seen)  # perf_counter's clock
     assert core.sampler_stop() == 0
     assert core.sampler_stop() == 0  # stopping a stopped sampler is harmless
     columns = core.sampler_samples()
