@@ -20,11 +20,12 @@
  * without raw_lock: every field it reads is an aligned 64-bit word, loaded with
  * a relaxed atomic load (__atomic_load_n).  This is a benign race with the
  * threads that allocate: a word is never torn, but the words of one arena may
- * come from before and after one allocation.  So the thread reads them all
- * twice (up to SAMPLER_READS times) until two passes agree, and clamps what a
- * half-seen chunk change could make negative (top > end counts as 0, used
- * never exceeds what was consumed).  A sample is thus off at most by what is
- * allocated while it reads (well under a microsecond).  Not taking raw_lock
+ * come from before and after one allocation.  So the thread reads them in
+ * passes, repeated (up to SAMPLER_READS) until two agree: a sample is then off
+ * at most by what is allocated while it reads (well under a microsecond).  If
+ * no two agree, the last pass is used, with what a half-seen chunk change
+ * could make negative clamped (top > end counts as 0; used is never more than
+ * what was consumed, nor below 0).  Not taking raw_lock
  * means the sampler can never slow a RAW allocation, and cannot be caught
  * holding it by fork() (atfork_prepare takes raw_lock around fork; region_used
  * is therefore not called from here at all).
