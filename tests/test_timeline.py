@@ -32,7 +32,9 @@ import json, threading, time
 
 def big_json(seconds):
     unit = json.dumps([[i, str(i), {"k": i}] for i in range(20000)])
-    t = time.perf_counter(); json.loads(unit); small = time.perf_counter() - t
+    small = 1.0
+    for _ in range(3):  # the best of three: a busy machine only makes the call longer
+        t = time.perf_counter(); json.loads(unit); small = min(small, time.perf_counter() - t)
     copies = max(1, min(60, round(seconds / small)))
     return "[" + ",".join([unit] * copies) + "]"
 
