@@ -28,13 +28,15 @@ MODES = [pytest.param(True, id="native", marks=needs_native), pytest.param(False
 # Pasted into subprocesses: a json.loads that holds the GIL for about `seconds`
 # (sized from a small run), and a Python thread that notes when it can run.
 GIL_HOG = """
-import json, threading, time
+import gc, json, threading, time
 
 def big_json(seconds):
     unit = json.dumps([[i, str(i), {"k": i}] for i in range(20000)])
     small = 1.0
+    gc.disable()  # as for the call itself
     for _ in range(3):  # the best of three: a busy machine only makes the call longer
         t = time.perf_counter(); json.loads(unit); small = min(small, time.perf_counter() - t)
+    gc.enable()
     copies = max(1, min(60, round(seconds / small)))
     return "[" + ",".join([unit] * copies) + "]"
 
@@ -55,7 +57,6 @@ def _samples_during_a_gil_holding_call(native: bool) -> Dict[str, Any]:
     """The samples, and the longest stretch of json.loads in which a Python
     thread could not run (the GIL was held): (start, end) in seconds since t0."""
     code = GIL_HOG + f"""
-import gc
 import bump_global
 from bump_global._timeline import Sampler
 sampler = Sampler(5, native={native})
