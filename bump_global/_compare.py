@@ -562,8 +562,9 @@ def plot(path: str, summaries: Sequence[Summary], title: str) -> None:
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"{PROG}: error: {message}\n")
-    sys.stderr.flush()
+    from bump_global.commands import error
+
+    error(message)  # one prefix for every usage error of the command line
 
 
 def run(args: argparse.Namespace) -> int:

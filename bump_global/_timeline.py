@@ -180,3 +180,20 @@ def write_rows(write: Callable[[str], Any], rows: List[Tuple[float, int, Optiona
     for t, used, resident, rss in rows:
         record: Dict[str, Any] = dict(zip(COLUMNS, (round(t, 6), used, resident, rss)))
         write(json.dumps(record) + "\n")
+
+
+def write_session_rows(write: Callable[[str], Any],
+                       rows: List[Tuple[int, float, int, Optional[int], int]],
+                       csv: bool) -> None:
+    """Write the samples of several processes, rows (pid, time_s, used, resident, rss),
+    in time order, with the pid as the last column."""
+    rows = sorted(rows, key=lambda row: row[1])
+    if csv:
+        write(",".join(COLUMNS) + ",pid\n")
+        for pid, t, used, resident, rss in rows:
+            write(f"{t:.6f},{used},{'' if resident is None else resident},{rss},{pid}\n")
+        return
+    for pid, t, used, resident, rss in rows:
+        record: Dict[str, Any] = dict(zip(COLUMNS, (round(t, 6), used, resident, rss)))
+        record["pid"] = pid
+        write(json.dumps(record) + "\n")

@@ -19,6 +19,7 @@ from typing import Dict, List
 import pytest
 
 from bump_global import _activate
+from bump_global._config import default_size
 
 PTH = "bump_global_activate.pth"
 REPO_PTH = Path(__file__).resolve().parents[1] / PTH
@@ -79,7 +80,7 @@ def test_activates_with_defaults(py, value: str) -> None:
         s = bump_global.stats()
         print(json.dumps([bump_global.is_installed(), s.reserved, s.scope, s.on_exhausted]))
     """, env={"BUMP_GLOBAL": value})
-    assert json.loads(out.stdout) == [True, 16 << 30, "python", "fallback"]
+    assert json.loads(out.stdout) == [True, default_size()[0], "python", "fallback"]
     assert out.stderr == ""
 
 

@@ -195,13 +195,18 @@ def test_report_and_json_in_every_exit_path(tmp_path: Path, code: str, status: i
     if status == 1:  # the report comes after the traceback
         assert ours.stderr.index("ValueError: bad") < ours.stderr.index("bump_global report")
     data = json.loads(out.read_text())
-    assert data["schema"] == "bump_global.report/1"
-    assert data["installed"] is True
-    assert data["wall_time_s"] >= 0
-    assert data["config"]["scope"] == "python"
-    assert data["region"]["used"] > 0
-    for key in ("counters", "process", "histogram", "python", "platform"):
+    assert data["schema"] == "bump_global.report/2"
+    for key in ("python", "platform", "processes", "total"):
         assert key in data
+    (root,) = data["processes"]
+    assert (root["role"], root["exit"]) == ("root", "normal") and root["pid"] > 0
+    assert root["installed"] is True
+    assert root["wall_time_s"] >= 0
+    assert root["config"]["scope"] == "python"
+    assert root["region"]["used"] > 0 and root["region"]["full"] is False
+    for key in ("counters", "process", "histogram"):
+        assert key in root
+    assert data["total"]["used"] == root["region"]["used"]
 
 
 def test_run_options_reach_install(tmp_path: Path) -> None:
@@ -211,7 +216,7 @@ def test_run_options_reach_install(tmp_path: Path) -> None:
                "--reclaim", "classes", "--json", str(out),
                "-c", "x = [str(i) for i in range(1000)]")
     assert ours.returncode == 0, ours.stderr
-    data = json.loads(out.read_text())
+    (data,) = json.loads(out.read_text())["processes"]
     assert data["config"] == {"scope": "objects", "on_exhausted": "error",
                               "size": 64 << 20, "histogram": True, "prefault": False,
                               "huge_pages": False, "gc": "off", "reclaim": "classes"}
@@ -237,7 +242,7 @@ def test_timeline_csv_grows_with_the_workload(tmp_path: Path) -> None:
     with out.open() as src:
         reader = csv.DictReader(src)
         assert reader.fieldnames == ["time_s", "used_bytes", "region_resident_bytes",
-                                     "rss_bytes"]
+                                     "rss_bytes", "pid"]
         rows = list(reader)
     assert len(rows) >= 10
     times = [float(r["time_s"]) for r in rows]
@@ -255,7 +260,8 @@ def test_timeline_json_lines(tmp_path: Path) -> None:
     assert ours.returncode == 4
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) >= 5
-    assert set(records[0]) == {"time_s", "used_bytes", "region_resident_bytes", "rss_bytes"}
+    assert set(records[0]) == {"time_s", "used_bytes", "region_resident_bytes", "rss_bytes",
+                               "pid"}
 
 
 # ---------------------------------------------------------------------- bad input
@@ -321,7 +327,8 @@ def test_compare_is_wired() -> None:
 
 
 INFO_KEYS = ["bump_global", "platform", "python", "implementation", "build", "pythonmalloc",
-             "page_size", "transparent_hugepages", "overcommit_memory", "max_region",
+             "page_size", "memory", "default_size", "transparent_hugepages",
+             "overcommit_memory", "max_region",
              "jemalloc", "mimalloc"]
 
 
