@@ -218,6 +218,10 @@ def _tree_peak(records: List[Dict[str, Any]]) -> Optional[int]:
     return None
 
 
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def _label(record: Dict[str, Any]) -> str:
     role = {"root": "root", "fork": "forked", "spawn": "spawned"}.get(record["role"],
                                                                      record["role"])
@@ -235,7 +239,7 @@ def format_session(data: Dict[str, Any]) -> str:
     records = data["processes"]
     if len(records) == 1 and not data["missing"]:
         return format_record(records[0])
-    lines = [f"bump_global report: {len(records)} processes"]
+    lines = [f"bump_global report: {_plural(len(records), 'process', 'processes')}"]
     if len(records) <= FULL_TABLES_UP_TO:
         for record in records:
             lines.append(format_record(record, title=_label(record)))
@@ -261,7 +265,7 @@ def format_session(data: Dict[str, Any]) -> str:
     total = data["total"]
     peak_max = total["peak_rss_max"]
     peak_sum = total["peak_rss_sum"]
-    lines.append(_row("total", f"{total['processes']} processes",
+    lines.append(_row("total", _plural(total["processes"], "process", "processes"),
                       f"{format_size(total['used'])} handed out",
                       f"{total['allocations']:,} allocations",
                       f"largest peak RSS {format_size(peak_max) if peak_max else '-'}",

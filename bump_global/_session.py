@@ -63,9 +63,11 @@ class _State:
         self.ppid = 0
         self.t0 = 0.0                 # time.perf_counter() when the program started
         self.session_t0 = 0.0         # the root's t0: timelines share its clock
-        self.baseline: Optional[Tuple[int, ...]] = None  # counters at fork
+        self.baseline: Optional[Tuple[Any, Any]] = None  # (stats, histogram) at fork
         self.sampler: Any = None
         self.finished = False
+        self.writing = False          # finish() is running (a SIGTERM must wait for it)
+        self.dying = False            # a SIGTERM came while writing: re-raise it after
         self.emit: Optional[Callable[[str], None]] = None  # how the root says one line
 
 
@@ -149,7 +151,7 @@ def _after_fork() -> None:
     try:
         from bump_global import _core
 
-        _state.baseline = _core.stats()
+        _state.baseline = (_core.stats(), _core.histogram())
     except Exception:  # no figures to subtract: the record says what it can
         _state.baseline = None
     if _state.options.sample is not None:
@@ -195,9 +197,11 @@ def _hook_sigterm() -> None:
             return
 
         def on_sigterm(signum: int, frame: Any) -> None:
+            if _state.writing:  # interrupted its own record: die once it is written
+                _state.dying = True
+                return
             finish("signal")
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+            _die_of_sigterm()
 
         signal.signal(signal.SIGTERM, on_sigterm)
     except (ValueError, OSError, AttributeError):  # not the main thread, or no signals
@@ -209,6 +213,7 @@ def finish(exit_kind: str = "normal") -> None:
     if _state.directory is None or _state.finished or os.getpid() != _state.pid:
         return
     _state.finished = True
+    _state.writing = True
     from bump_global import _guarded, _report
 
     try:
@@ -223,7 +228,18 @@ def finish(exit_kind: str = "normal") -> None:
             else:
                 _write_child(record, samples)
     except Exception as exc:  # a report must never take the program's exit status
-        _say(f"the report failed ({exc!r})")
+        _say(f"the report of process {_state.pid} failed ({exc!r})")
+    finally:
+        _state.writing = False
+    if _state.dying:
+        _die_of_sigterm()
+
+
+def _die_of_sigterm() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _stop_sampler() -> List[Any]:
@@ -247,7 +263,7 @@ def _write_child(record: Dict[str, Any], samples: List[Any]) -> None:
             json.dump(record, out)
         os.replace(temporary, path)
     except OSError:
-        pass  # the root lists this process as missing
+        pass  # the session ended before this process (the root lists it as missing)
 
 
 def _started() -> Dict[int, Tuple[int, List[str]]]:
