@@ -54,6 +54,8 @@ setup(
         # Raw allocator microbenchmarks for scripts/bench.py (no effect unless imported).
         Extension("bump_global._microbench", sources=["bump_global/_microbench.c"],
                   extra_compile_args=OPT),
+        # The numpy data-memory handler (NEP 49); built without numpy headers.
+        Extension("bump_global._numpy", sources=["bump_global/_numpy.c"], extra_compile_args=OPT),
     ],
     cmdclass={"build_py": BuildPyWithPth},
 )
