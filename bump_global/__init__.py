@@ -89,6 +89,7 @@ def install(
     huge_pages: bool = True,
     gc: str = DEFAULT_GC,
     reclaim: str = DEFAULT_RECLAIM,
+    numpy: bool = False,
 ) -> None:
     """Reserve the region and route CPython's allocators through it.
 
@@ -114,6 +115,9 @@ def install(
     ``"last"`` (freeing the most recent block moves the pointer back) or
     ``"classes"`` (blocks up to 32 KiB reused through size classes, like
     pymalloc); both opt-in policies apply to the MEM and OBJ domains.
+    `numpy`: serve numpy's array data from the region too (a NEP 49 data
+    handler, numpy 1.22+, set now or when numpy is imported; arrays made
+    before keep numpy's handler); the report counts array bytes exactly.
 
     Install once, as early as possible.  Calling it again with the same
     configuration does nothing; with another raises :class:`BumpGlobalError`,
@@ -121,7 +125,7 @@ def install(
     ValueError.  There is no uninstall: the hooks stay until the process exits.
     """
     _install(Config.make(size, scope, on_exhausted, histogram, prefault, huge_pages, gc,
-                         reclaim), "api")
+                         reclaim, numpy), "api")
 
 
 def _install(config: Config, source: str) -> None:
@@ -132,7 +136,7 @@ def _install(config: Config, source: str) -> None:
     current = core.config()
     size = _region.round_size(config.size)
     if current is not None:
-        have = Config.from_core(current)
+        have = installed_config()
         if have == config.replace(size=size):
             return
         raise BumpGlobalError(
@@ -141,6 +145,8 @@ def _install(config: Config, source: str) -> None:
             "install once per process, at start-up"
         )
     _check_interpreter(config, core)
+    if config.numpy:
+        _check_numpy(config, source)
     try:
         region = _region.reserve(2 * size + core.EMERGENCY_RESERVE)
     except OSError as exc:
@@ -156,6 +162,41 @@ def _install(config: Config, source: str) -> None:
     from bump_global._subinterp import install_guards
 
     install_guards(config.scope)
+    if config.numpy:
+        _enable_numpy(config, source)
+
+
+_numpy_enabled = False
+
+
+def installed_config() -> Optional[Config]:
+    """The configuration installed in this process, or None."""
+    try:
+        current = _load_core().config()
+    except BumpGlobalError:
+        return None
+    return None if current is None else Config.from_core(current, _numpy_enabled)
+
+
+def _check_numpy(config: Config, source: str) -> None:
+    """Before installing: refuse, in one line, numpy=True where it cannot work."""
+    from bump_global import _numpy_hook
+
+    option = config.spell_flag("numpy", source)
+    if config.scope == "objects":
+        raise BumpGlobalError(f"{option} needs scope 'python' or 'raw': numpy's array data "
+                              "goes through the RAW domain, which scope 'objects' leaves "
+                              "to the previous allocator")
+    if "numpy" not in sys.modules:
+        _numpy_hook._check_installed_numpy(option)
+
+
+def _enable_numpy(config: Config, source: str) -> None:
+    global _numpy_enabled
+    from bump_global import _numpy_hook
+
+    _numpy_hook.enable(config.spell_flag("numpy", source))
+    _numpy_enabled = True
 
 
 def _reserve_failure(config: Config, source: str, exc: OSError) -> str:

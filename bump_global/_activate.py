@@ -54,6 +54,7 @@ class Options(Record):
     huge_pages: bool = True
     gc: str = DEFAULT_GC
     reclaim: str = DEFAULT_RECLAIM
+    numpy: bool = False
     json: Optional[str] = None
     sample: Optional[float] = None
     timeline: Optional[str] = None

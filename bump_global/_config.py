@@ -365,6 +365,9 @@ INSTALL_OPTIONS = (
     Option("gc", "choice", DEFAULT_GC, "the cyclic GC", GC_POLICIES, metavar="POLICY"),
     Option("reclaim", "choice", DEFAULT_RECLAIM, "what free gives back", RECLAIM,
            metavar="POLICY"),
+    Option("numpy", "flag", False,
+           "serve numpy's array data from the region too (a NEP 49 data handler, "
+           "numpy 1.22+), counted exactly in the report"),
 )
 
 #: What to report at exit (bump-global run and the environment activation).
@@ -395,16 +398,18 @@ class Config(Record):
     huge_pages: bool = True
     gc: str = DEFAULT_GC
     reclaim: str = DEFAULT_RECLAIM
+    numpy: bool = False
 
     @classmethod
     def make(cls, size: SizeLike = DEFAULT_SIZE, scope: str = DEFAULT_SCOPE,
              on_exhausted: str = DEFAULT_ON_EXHAUSTED, histogram: bool = False,
              prefault: bool = True, huge_pages: bool = True, gc: str = DEFAULT_GC,
-             reclaim: str = DEFAULT_RECLAIM) -> Config:
+             reclaim: str = DEFAULT_RECLAIM, numpy: bool = False) -> Config:
         """Validate install()'s arguments; ValueError naming the bad one."""
         return cls.from_values({"size": size, "scope": scope, "on_exhausted": on_exhausted,
                                 "histogram": histogram, "prefault": prefault,
-                                "huge_pages": huge_pages, "gc": gc, "reclaim": reclaim})
+                                "huge_pages": huge_pages, "gc": gc, "reclaim": reclaim,
+                                "numpy": numpy})
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], source: str = "api") -> Config:
@@ -441,11 +446,19 @@ class Config(Record):
                 self.huge_pages, self.gc_code, self.reclaim_code)
 
     @classmethod
-    def from_core(cls, config: tuple) -> Config:
-        """The configuration ``_core.config()`` reports, decoded (size as installed)."""
+    def from_core(cls, config: tuple, numpy: bool = False) -> Config:
+        """The configuration ``_core.config()`` reports, decoded (size as installed);
+        `numpy` is kept by Python (the numpy handler is its own extension)."""
         _, size, scope, policy, histogram, prefault, huge_pages, gc, reclaim = config
         return cls(size, _name(SCOPES, scope), _name(ON_EXHAUSTED, policy), histogram,
-                   prefault, huge_pages, _name(GC_POLICIES, gc), _name(RECLAIM, reclaim))
+                   prefault, huge_pages, _name(GC_POLICIES, gc), _name(RECLAIM, reclaim),
+                   numpy)
+
+    def spell_flag(self, name: str, source: str) -> str:
+        """How the user turned flag `name` on: ``numpy=True``, ``BUMP_GLOBAL_NUMPY=1``
+        or ``--numpy``."""
+        option = OPTIONS[name]
+        return {"env": f"{option.env}=1", "cli": option.flag}.get(source, f"{name}=True")
 
     def describe(self, source: str = "api") -> str:
         """The options that differ from the defaults (size always), as `source` spells them."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sys
 
-from bump_global._records import _Record
+from bump_global._record import Record as _Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:

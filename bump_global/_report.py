@@ -106,6 +106,10 @@ def format_record(record: Dict[str, Any], title: str = "bump_global report") -> 
     else:
         lines.append(_row("full", *full))
     lines.append(_row("process", *process))
+    if record.get("numpy") is not None:
+        from bump_global._numpy_hook import NumpyStats, format_numpy_line
+
+        lines.insert(3, format_numpy_line(NumpyStats(**record["numpy"])))
     if config["reclaim"] != "none":  # just after the "blocks" row
         lines.insert(3, _row("reclaim", f"{config['reclaim']}: {c['frees_reclaimed']:,} frees "
                                         f"gave back {format_size(c['bytes_reclaimed'])}",
@@ -163,6 +167,12 @@ def record_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float],
         region[name] -= before.get(name, 0)
     result["region"] = region
     result["counters"] = counters
+    import bump_global
+
+    if bump_global._numpy_enabled:
+        from bump_global._numpy_hook import numpy_stats
+
+        result["numpy"] = numpy_stats()._asdict()
     if stats.histogram is not None:
         rows = []
         for b, n, s in stats.histogram:

@@ -314,3 +314,58 @@ def test_the_report_line_names_the_arrays_and_bytes():
     line = proc.stdout.rstrip("\n")
     assert line.lstrip().startswith("numpy") and "arrays" in line and "MiB" in line
     assert "\n" not in line
+
+
+# The option in its three spellings: install(numpy=True), run --numpy, BUMP_GLOBAL_NUMPY=1.
+
+ARRAYS = "import numpy as np\nkeep = [np.ones(1 << 17) for _ in range(8)]\nprint('ok')\n"
+
+
+def test_install_numpy_true_counts_the_arrays_in_stats_and_report():
+    out = run_python("""
+        import bump_global
+        bump_global.install(numpy=True)
+        import numpy as np
+        keep = [np.ones(1 << 17) for _ in range(8)]
+        d = bump_global.report_dict()
+        print(d["numpy"]["bytes_allocated"] >= 8 * 8 * (1 << 17), "numpy" in bump_global.report())
+    """)
+    assert out.stdout == "True True\n"
+
+
+@pytest.mark.parametrize("how", ["cli", "env"])
+def test_the_numpy_option_reaches_the_whole_program_report(tmp_path, how):
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "arrays.py"
+    script.write_text(ARRAYS)
+    out = tmp_path / "r.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUMP_GLOBAL")}
+    if how == "cli":
+        command = [sys.executable, "-m", "bump_global", "run", "--numpy", "--json", str(out),
+                   str(script)]
+    else:
+        command = [sys.executable, str(script)]
+        env.update(BUMP_GLOBAL="1", BUMP_GLOBAL_NUMPY="1", BUMP_GLOBAL_JSON=str(out))
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert (proc.returncode, proc.stdout) == (0, "ok\n"), proc.stderr
+    (root,) = json.loads(out.read_text())["processes"]
+    assert root["config"]["size"] > 0
+    assert root["numpy"]["arrays"] >= 8
+    assert root["numpy"]["live_bytes"] >= 8 * 8 * (1 << 17)
+
+
+def test_the_numpy_option_with_scope_objects_is_one_line_before_anything_is_installed():
+    out = run_python("""
+        import bump_global
+        try:
+            bump_global.install(scope="objects", numpy=True)
+        except bump_global.BumpGlobalError as exc:
+            print(exc)
+        print(bump_global.is_installed())
+    """)
+    first, second = out.stdout.splitlines()
+    assert first.startswith("numpy=True needs scope 'python' or 'raw'")
+    assert second == "False"

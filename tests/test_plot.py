@@ -161,3 +161,22 @@ def test_without_matplotlib_the_option_says_how_to_install_it(monkeypatch):
         check_matplotlib("plot")
     assert str(info.value) == ("plot needs matplotlib, which is not installed: "
                                "pip install 'bump_global[plot]'")
+
+
+def test_the_plot_command_draws_and_names_bad_files(tmp_path):
+    import subprocess
+    import sys
+
+    good = write_timeline(tmp_path / "t.csv", rows(20, 1 << 20))
+    out = tmp_path / "t.png"
+    proc = subprocess.run([sys.executable, "-m", "bump_global", "plot", str(good), "-o",
+                           str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert png_size(out)[0] > 200
+    bad = tmp_path / "bad.csv"
+    bad.write_text("nonsense\n")
+    proc = subprocess.run([sys.executable, "-m", "bump_global", "plot", str(bad), "-o",
+                           str(tmp_path / "b.png")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("bump-global: error: ") and "bad.csv" in line

@@ -139,10 +139,10 @@ def main(args: Sequence[str]) -> int:
         target.check()
     except TargetError as exc:
         raise UsageError(str(exc)) from exc
-    if bump_global.is_installed():
+    current = bump_global.installed_config()
+    if current is not None:
         from bump_global import _region
 
-        current = Config.from_core(bump_global._load_core().config())
         if current != config.replace(size=_region.round_size(config.size)):
             return _reexec_without_activation(args)
     sampler = None
