@@ -7,7 +7,6 @@ or ``pip install -e .``): the .pth file must be in site-packages.
 from __future__ import annotations
 
 import json
-import os
 import site
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 
 from bump_global import _activate
 from bump_global._config import default_size
+from bump_global._launch import child_environment
 
 PTH = "bump_global_activate.pth"
 REPO_PTH = Path(__file__).resolve().parents[1] / PTH
@@ -34,10 +34,7 @@ PROGRAM = """
 
 def clean_env(**extra: str) -> Dict[str, str]:
     """os.environ without the variables that change how bump_global starts, plus `extra`."""
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("BUMP_GLOBAL", "PYTHONTRACEMALLOC", "PYTHONMALLOC"))}
-    env.update(extra)
-    return env
+    return child_environment(**extra)
 
 
 def stderr_lines(proc: subprocess.CompletedProcess) -> List[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ from typing import Dict, Optional, Sequence
 
 import pytest
 
+from bump_global._launch import child_environment
 from bump_global.cli import Target, split_run_args
 
 SHOW = """\
@@ -23,11 +23,7 @@ print(json.dumps({"argv": sys.argv, "path0": sys.path[0], "name": __name__,
 
 
 def _env() -> Dict[str, str]:
-    env = dict(os.environ)
-    for name in list(env):
-        if name.startswith(("BUMP_GLOBAL", "PYTHONMALLOC", "PYTHONTRACEMALLOC", "PYTHONDEVMODE")):
-            del env[name]
-    return env
+    return child_environment()
 
 
 def python(*args: str, cwd: Optional[Path] = None) -> subprocess.CompletedProcess:

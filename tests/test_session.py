@@ -6,7 +6,6 @@ Every program runs in a fresh interpreter (the allocator cannot be uninstalled).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ import pytest
 
 from bump_global import _report
 from bump_global._config import default_size, memory_limit
+from bump_global._launch import child_environment
 
 WORKERS = """\
 import multiprocessing as mp, os, sys
@@ -37,11 +37,7 @@ if __name__ == "__main__":
 """
 
 
-def clean_env(**extra: str) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("BUMP_GLOBAL", "PYTHONMALLOC", "PYTHONTRACEMALLOC"))}
-    env.update(extra)
-    return env
+clean_env = child_environment
 
 
 def run(args: List[str], cwd: Path, env: Optional[Dict[str, str]] = None,
