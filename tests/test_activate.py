@@ -7,6 +7,7 @@ or ``pip install -e .``): the .pth file must be in site-packages.
 from __future__ import annotations
 
 import json
+import os
 import site
 import subprocess
 import sys
@@ -60,8 +61,12 @@ def test_pth_file_is_installed_in_site_packages() -> None:
     assert any(f.name == PTH and len(f.parts) == 1 for f in dist.files or ()), (
         f"{PTH} is not recorded as part of the installed bump_global"
     )
-    # Read after the editable install's own .pth, which makes bump_global importable.
-    assert sorted([PTH, "__editable__.bump_global-0.1.0.pth"])[-1] == PTH
+    # site.py reads the .pth files in sorted order: ours must come after the editable
+    # install's own, which makes bump_global importable.
+    names = sorted(os.listdir(path.parent))
+    editable = [n for n in names if n.startswith("__editable__") and "bump_global" in n
+                and n.endswith(".pth")]
+    assert all(names.index(name) < names.index(PTH) for name in editable), names
     if REPO_PTH.is_file():  # running from the source tree: the install is up to date
         assert path.read_text() == REPO_PTH.read_text(), (
             f"{path} differs from {REPO_PTH}: reinstall (pip install -e .)"
