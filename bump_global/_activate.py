@@ -124,11 +124,12 @@ def _activate(environ: Mapping[str, str], start: float) -> None:
     if options is None or is_command_line():
         return
     import bump_global
-    from bump_global import _session
-    from bump_global._config import Config
+    from bump_global._config import Config, Session
 
     config = Config.from_values({**options._asdict(), "size": options.size}, "env")
-    directory = environ.get(_session.SESSION_VAR)
+    directory = environ.get("BUMP_GLOBAL_SESSION")  # _session.SESSION_VAR
+    session = Session(report=options.report, json=options.json, sample=options.sample,
+                      timeline=options.timeline)
     sampler = None
     if options.sample is not None and not directory:
         from bump_global._timeline import Sampler
@@ -141,12 +142,12 @@ def _activate(environ: Mapping[str, str], start: float) -> None:
         where = "" if f"{PREFIX}_" in str(exc) else f"{PREFIX}={environ[PREFIX]!r}: "
         _warn(f"{where}{exc}; the allocator is not installed")
         return
+    if not (directory or session.wanted):
+        return  # nothing to report: start-up imports nothing more
+    from bump_global import _session
+
     if directory and _session.join(directory, start):
         return  # the session's root reports for every process
-    from bump_global._config import Session
-
-    session = Session(report=options.report, json=options.json, sample=options.sample,
-                      timeline=options.timeline)
     if session.wanted:
         if sampler is not None:
             sampler.start(start)
