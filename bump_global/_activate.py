@@ -130,6 +130,10 @@ def _activate(environ: Mapping[str, str], start: float) -> None:
     directory = environ.get("BUMP_GLOBAL_SESSION")  # _session.SESSION_VAR
     session = Session(report=options.report, json=options.json, sample=options.sample,
                       timeline=options.timeline)
+    if directory or session.wanted:
+        from bump_global import _session
+
+        _session.prepare()
     sampler = None
     if options.sample is not None and not directory:
         from bump_global._timeline import Sampler

@@ -79,6 +79,20 @@ def active() -> bool:
     return _state.directory is not None
 
 
+def prepare() -> None:
+    """Import what a session needs, before the allocator is installed: the
+    report then counts none of it, and needs no import at exit (when the
+    region may be full)."""
+    import platform
+    import shutil  # noqa: F401
+    import signal  # noqa: F401
+    import tempfile  # noqa: F401
+
+    from bump_global import _report  # noqa: F401
+
+    platform.platform()  # cached: the report asks again at exit
+
+
 def start(options: Session, t0: float, sampler: Any = None,
           warn: Optional[Callable[[str], None]] = None) -> None:
     """Make this process the root of a session reporting as `options` asks."""

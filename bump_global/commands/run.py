@@ -145,6 +145,8 @@ def main(args: Sequence[str]) -> int:
 
         if current != config.replace(size=_region.round_size(config.size)):
             return _reexec_without_activation(args)
+    if session.wanted:
+        _session.prepare()  # before the install: the report counts none of it
     sampler = None
     if session.sample is not None:
         from bump_global._timeline import Sampler
