@@ -15,6 +15,7 @@ import importlib.util
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -106,9 +107,15 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """The sdist of this checkout and the wheel built from that sdist."""
     tmp = tmp_path_factory.mktemp("dist")
     env = _build_module_env(tmp)
+    # A copy of the checkout without its build products, so that building writes nothing
+    # (egg-info) into the checkout and no in-place extension can stand in for a source file.
+    source = tmp / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", "__pycache__", "*.so", "*.pyd", "*.egg-info", "build", "dist", ".venv*",
+        ".pytest_cache", ".ruff_cache", ".mypy_cache"))
     out = tmp / "dist"
     # With no --sdist/--wheel, build makes the sdist, then the wheel from the unpacked sdist.
-    _run([sys.executable, "-m", "build", "--outdir", out, ROOT], env=env, cwd=tmp, timeout=600)
+    _run([sys.executable, "-m", "build", "--outdir", out, source], env=env, cwd=tmp, timeout=600)
     sdists = sorted(out.glob("*.tar.gz"))
     wheels = sorted(out.glob("*.whl"))
     assert len(sdists) == 1 and len(wheels) == 1, sorted(p.name for p in out.iterdir())
