@@ -28,7 +28,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_SUFFIXES = (".c", ".h", ".py", ".pyi")
-EXTENSIONS = ("_core", "_numpy")  # the runtime extensions (setup.py)
+# Every extension setup.py declares (the runtime ones and the test probes the suite imports).
+EXTENSIONS = re.findall(r'Extension\(\s*"bump_global\.(\w+)"', (ROOT / "setup.py").read_text())
 PTH = "bump_global_activate.pth"
 NO_COMPILER = {"CC": "false", "CXX": "false"}
 
@@ -169,6 +170,7 @@ def test_wheel_holds_extensions_stubs_and_startup_hook_but_no_c_sources(built: B
     with zipfile.ZipFile(built.wheel) as whl:
         names = set(whl.namelist())
     ext_suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    assert "_core" in EXTENSIONS, EXTENSIONS
     for ext in EXTENSIONS:
         assert f"bump_global/{ext}{ext_suffix}" in names
     stubs = {p.relative_to(ROOT).as_posix() for p in (ROOT / "bump_global").rglob("*.pyi")}
@@ -185,10 +187,11 @@ def test_wheel_installs_into_a_fresh_venv_without_building(venv: Venv) -> None:
 
 
 def test_extensions_import_from_the_installed_wheel(venv: Venv, tmp_path: Path) -> None:
-    code = ("import bump_global, bump_global._core, bump_global._numpy;"
-            "print(bump_global._core.__file__); print(bump_global._numpy.__file__)")
-    paths = _run([venv.python, "-c", code], env=venv.env, cwd=tmp_path).stdout.split()
-    assert len(paths) == 2
+    code = ("import importlib, sys\n"
+            "for name in sys.argv[1:]: print(importlib.import_module(name).__file__)")
+    names = ["bump_global"] + [f"bump_global.{ext}" for ext in EXTENSIONS]
+    paths = _run([venv.python, "-c", code, *names], env=venv.env, cwd=tmp_path).stdout.split()
+    assert len(paths) == len(names)
     for path in paths:
         assert Path(path).parent == venv.site_packages / "bump_global"
 
