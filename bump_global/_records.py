@@ -52,7 +52,8 @@ class Stats(_Record):
     large_allocations: int
     """Blocks placed in the large area (MEM/OBJ blocks of 64 KiB and more)."""
     bytes_released: int
-    """Bytes of pages given back to the OS: whole pages of large blocks that moved."""
+    """Bytes of pages given back to the OS: the whole pages of large blocks that were
+    freed or moved."""
     bytes_prefaulted: int
     """Bytes faulted in ahead of the bump by the prefault thread (``prefault=True``)."""
     frees_reclaimed: int
