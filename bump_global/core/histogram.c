@@ -1,15 +1,18 @@
 /*
  * core/histogram.c -- the size histogram (opt-in): requests per power-of-two
- * size class: class k counts sizes in (2^(k-1), 2^k], class 0 sizes 0 and 1.
+ * size class.  Slot 0 counts requests of 0 bytes (upper bound 0), slot 1
+ * requests of 1 byte (upper bound 1), slot k + 1 sizes in (2^(k-1), 2^k];
+ * sizes past 2^63 (a calloc whose product overflows records SIZE_MAX) go to
+ * the last slot.
  * A second set of hooks records the request and calls the chosen hook, and is
  * installed only when asked for, so without it the hot path pays nothing.
  * GIL domains update the GIL table; RAW updates its own table atomically.
  */
-#define HIST_CLASSES 64
+#define HIST_SLOTS 65
 
 typedef struct {
-    uint64_t count[HIST_CLASSES];
-    uint64_t bytes[HIST_CLASSES];
+    uint64_t count[HIST_SLOTS];
+    uint64_t bytes[HIST_SLOTS];
 } hist_t;
 
 static hist_t gil_hist, raw_hist;
@@ -17,9 +20,8 @@ static hist_t gil_hist, raw_hist;
 ALWAYS_INLINE void
 hist_record(int is_raw, size_t n)
 {
-    int k = n <= 1 ? 0 : 64 - CLZ64(n - 1);
-    k = k < HIST_CLASSES ? k : HIST_CLASSES - 1;  /* sizes past 2^63 (a calloc
-                                                    * overflow records SIZE_MAX) */
+    int k = n <= 1 ? (int)n : 65 - CLZ64(n - 1);
+    k = k < HIST_SLOTS ? k : HIST_SLOTS - 1;
     if (is_raw) {
         ATOMIC_ADD(&raw_hist.count[k], 1);
         ATOMIC_ADD(&raw_hist.bytes[k], n);
@@ -59,13 +61,14 @@ core_histogram(PyObject *self, PyObject *unused)
     if (rows == NULL) {
         return NULL;
     }
-    for (int k = 0; k < HIST_CLASSES; k++) {
+    for (int k = 0; k < HIST_SLOTS; k++) {
         uint64_t count = gil_hist.count[k] + ATOMIC_LOAD(&raw_hist.count[k]);
         uint64_t bytes = gil_hist.bytes[k] + ATOMIC_LOAD(&raw_hist.bytes[k]);
         if (count == 0) {
             continue;
         }
-        PyObject *row = Py_BuildValue("(KKK)", 1ULL << k, (unsigned long long)count,
+        unsigned long long bound = k == 0 ? 0ULL : 1ULL << (k - 1);
+        PyObject *row = Py_BuildValue("(KKK)", bound, (unsigned long long)count,
                                       (unsigned long long)bytes);
         if (row == NULL || PyList_Append(rows, row) < 0) {
             Py_XDECREF(row);
