@@ -57,8 +57,9 @@
  * large block's whole pages go back to the OS (MADV_DONTNEED, as for a moved
  * one): its addresses are never handed out again, but a program that frees
  * its big buffers does not keep them resident.  NULL: nothing.  Anything else
- * predates the install (or came from a fallback) and goes to the free of the
- * allocator that was installed before us, saved per domain.
+ * predates the install (foreign_frees) or came from a fallback
+ * (fallback_frees) and goes to the free of the allocator that was installed
+ * before us, saved per domain.
  *
  * Realloc.  NULL is malloc.  A pointer outside the region goes to the saved
  * previous realloc.  The most recent block of the calling domain's arena (or
@@ -78,7 +79,10 @@
  *
  * Exhaustion.  Policy "fallback": the allocator saved at install serves the
  * request (counted); its pointers are outside the region, so free/realloc
- * forward them correctly.  Policy "error": NULL, and CPython raises MemoryError.
+ * forward them correctly, and counted apart from those of blocks from before
+ * the install (a set of live fallback blocks, core/fallback.c).  While the
+ * report guard is on (report_guard(True)), every policy falls back, so a
+ * report can still run in a full region.  Policy "error": NULL, and CPython raises MemoryError.
  * Since frees give nothing back, a program whose region is full could not even
  * build the traceback; so under "error" the first failure for lack of room
  * releases an emergency reserve of EMERGENCY_RESERVE bytes beyond `size` (room
@@ -135,7 +139,8 @@
  *   core/region.c          the locks, the budget, commits, chunks (arena_refill)
  *   core/bump.c            the fast path: one bump
  *   core/large.c           the large area; release_pages
- *   core/exhausted.c       the on_exhausted policy
+ *   core/fallback.c        the set of live fallback blocks
+ *   core/exhausted.c       the on_exhausted policy and the report guard
  *   core/hooks.c           malloc, calloc, realloc, free, generic over the domain
  *   core/reclaim_last.c    reclaim="last"
  *   core/reclaim_classes.c reclaim="classes"
@@ -155,6 +160,7 @@
 #include "core/region.c"
 #include "core/bump.c"
 #include "core/large.c"
+#include "core/fallback.c"
 #include "core/exhausted.c"
 #include "core/hooks.c"
 #include "core/reclaim_last.c"

@@ -10,18 +10,28 @@
  * so the first failure for lack of room releases the emergency reserve
  * (EMERGENCY_RESERVE bytes of budget beyond `size`, room the small area
  * keeps for it) for the unwinding that follows.
+ *
+ * The report guard: while on, every policy falls back (a report that runs in a
+ * full region under "error" can still import and format).  Guarded
+ * allocations count as fallbacks.  An atomic flag: RAW reads it without the
+ * GIL.
  */
+static uintptr_t report_guard;  /* atomic: 1 while the guard is on */
 
 static NOINLINE void *
 exhausted(const domain_t *d, size_t nelem, size_t elsize, int zero)
 {
     size_t n = nelem * elsize;  /* callers checked the product */
-    if (region.on_exhausted == ON_EXHAUSTED_FALLBACK && n <= (size_t)PY_SSIZE_T_MAX) {
+    if ((region.on_exhausted == ON_EXHAUSTED_FALLBACK || ATOMIC_LOAD(&report_guard)) &&
+        n <= (size_t)PY_SSIZE_T_MAX) {
         void *p = zero ? d->prev->calloc(d->prev->ctx, nelem, elsize)
                        : d->prev->malloc(d->prev->ctx, n);
         if (p != NULL) {
             COUNT(d, fallback_allocations, 1);
             COUNT(d, fallback_bytes, n);
+            if (!fallback_add(p)) {
+                COUNT(d, fallback_untracked, 1);
+            }
             return p;
         }
     }
@@ -33,4 +43,17 @@ exhausted(const domain_t *d, size_t nelem, size_t elsize, int zero)
         ATOMIC_STORE(&region.budget, region.size + EMERGENCY_RESERVE);
     }
     return NULL;
+}
+
+/* report_guard(on) -> the previous state. */
+static PyObject *
+core_report_guard(PyObject *self, PyObject *on)
+{
+    int flag = PyObject_IsTrue(on);
+    if (flag < 0) {
+        return NULL;
+    }
+    uintptr_t before = ATOMIC_LOAD(&report_guard);
+    ATOMIC_STORE(&report_guard, (uintptr_t)flag);
+    return PyBool_FromLong((long)before);
 }

@@ -104,15 +104,56 @@ hook_calloc(const domain_t *d, size_t nelem, size_t elsize)
     return p;
 }
 
-/* A pointer outside the region: NULL, or the previous allocator's. */
+/* The free of a block of the previous allocator once fallbacks happened: a
+ * fallback block leaves the set before the free, so its address cannot be
+ * served again while still in the set. */
+static NOINLINE void
+free_prev_tracked(const domain_t *d, void *p)
+{
+    if (fallback_remove(p)) {
+        COUNT(d, fallback_frees, 1);
+    }
+    else {
+        COUNT(d, foreign_frees, 1);
+    }
+    d->prev->free(d->prev->ctx, p);
+}
+
+/* A pointer outside the region: NULL, or the previous allocator's (a block
+ * from before the install, or a fallback block).  Until the first fallback
+ * this costs one more load and branch than a plain forward. */
 static NOINLINE void
 free_foreign(const domain_t *d, void *p)
 {
     if (p == NULL) {
         return;
     }
+    if (unlikely(ATOMIC_LOAD(&fallback.active))) {
+        free_prev_tracked(d, p);
+        return;
+    }
     COUNT(d, foreign_frees, 1);
     d->prev->free(d->prev->ctx, p);
+}
+
+/* Realloc of the previous allocator's block.  A fallback block leaves the set
+ * during the call (no other thread can be given its address meanwhile) and
+ * comes back as the new block, or as itself if the realloc failed. */
+static NOINLINE void *
+realloc_foreign(const domain_t *d, void *p, size_t n)
+{
+    int tracked = fallback_forget(p);
+    if (tracked) {
+        COUNT(d, fallback_reallocs, 1);
+    }
+    else {
+        COUNT(d, foreign_reallocs, 1);
+    }
+    void *q = d->prev->realloc(d->prev->ctx, p, n);
+    if (tracked && !fallback_add(q != NULL ? q : p)) {
+        COUNT(d, fallback_untracked, 1);
+    }
+    return q;
 }
 
 /* A pointer inside the region: nothing to do (counted), except that a large
@@ -151,7 +192,8 @@ resize_last(arena_t *a, uintptr_t p, size_t n, size_t granule)
     return 1;
 }
 
-/* NULL is malloc; a foreign pointer goes to the previous realloc; the most
+/* NULL is malloc; a foreign pointer goes to the previous realloc (counted
+ * as a foreign or a fallback realloc); the most
  * recent block of the arena (or of the large area) is resized in place; any
  * other block moves.  Small blocks keep no header, so their old size is
  * unknown and we copy min(n, cursor - p, q - p) bytes: everything the old
@@ -168,8 +210,7 @@ hook_realloc(const domain_t *d, void *p, size_t n)
         return hook_malloc(d, n);
     }
     if (!in_region(p)) {
-        COUNT(d, foreign_reallocs, 1);
-        return d->prev->realloc(d->prev->ctx, p, n);
+        return realloc_foreign(d, p, n);
     }
     if (n > (size_t)PY_SSIZE_T_MAX) {
         return NULL;

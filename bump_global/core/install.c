@@ -23,11 +23,13 @@ atfork_prepare(void)
     LOCK(raw_lock);
     LOCK(commit_lock);
     LOCK(prefault.lock);
+    LOCK(fallback.lock);
 }
 
 static void
 atfork_parent(void)
 {
+    UNLOCK(fallback.lock);
     UNLOCK(prefault.lock);
     UNLOCK(commit_lock);
     UNLOCK(raw_lock);
@@ -42,6 +44,7 @@ atfork_child(void)
     prefault.running = 0;
     prim_lock_reinit(&prefault.lock);
     prim_cond_reinit(&prefault.wake);
+    UNLOCK(fallback.lock);
     UNLOCK(commit_lock);
     UNLOCK(raw_lock);
 }

@@ -117,8 +117,8 @@ enum { RECLAIM_NONE = 0, RECLAIM_LAST = 1, RECLAIM_CLASSES = 2 };
 #define COUNTERS(X)                                                              \
     X(allocations)          /* blocks bumped (malloc, calloc, moved realloc) */  \
     X(frees_ignored)        /* frees of region pointers */                       \
-    X(foreign_frees)        /* frees forwarded to the previous allocator */      \
-    X(foreign_reallocs)     /* reallocs forwarded to the previous allocator */   \
+    X(foreign_frees)        /* frees of blocks from before the install */        \
+    X(foreign_reallocs)     /* reallocs of blocks from before the install */     \
     X(reallocs_in_place)                                                         \
     X(reallocs_moved)                                                            \
     X(bytes_copied)                                                              \
@@ -130,7 +130,10 @@ enum { RECLAIM_NONE = 0, RECLAIM_LAST = 1, RECLAIM_CLASSES = 2 };
     X(bytes_prefaulted)     /* faulted in ahead of the bump (prefault thread) */ \
     X(frees_reclaimed)      /* reclaim != none: frees that gave their block back */ \
     X(bytes_reclaimed)                                                           \
-    X(allocations_reused)   /* reclaim == classes: served from a free list */
+    X(allocations_reused)   /* reclaim == classes: served from a free list */ \
+    X(fallback_frees)       /* frees of fallback blocks (fallback.c) */          \
+    X(fallback_reallocs)    /* reallocs of fallback blocks */                    \
+    X(fallback_untracked)   /* fallback blocks the set could not take */
 
 typedef struct {
 #define COUNTER_FIELD(name) uint64_t name;

@@ -21,6 +21,9 @@ static PyMethodDef core_methods[] = {
      "sample() -> (used, resident): bytes handed out and resident bytes of the region."},
     {"histogram", core_histogram, METH_NOARGS,
      "histogram() -> ((upper_bound, count, bytes), ...) or None if off."},
+    {"report_guard", core_report_guard, METH_O,
+     "report_guard(on) -> the previous state.  While on, an allocation the region cannot\n"
+     "serve goes to the previous allocator whatever on_exhausted says (for reports)."},
     {"region_resident", core_region_resident, METH_NOARGS,
      "region_resident() -> resident bytes of the used parts of the region, or None."},
     {NULL, NULL, 0, NULL}
@@ -48,6 +51,32 @@ PyInit__core(void)
         PyModule_AddIntConstant(m, "FREE_THREADED", 0) < 0
 #endif
     ) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    /* The names of stats()'s fields, in its order. */
+    static const char *const names[] = {
+#define NAME(name) #name,
+        STATS_SIZES(NAME) COUNTERS(NAME)
+#undef NAME
+    };
+    Py_ssize_t count = (Py_ssize_t)(sizeof(names) / sizeof(names[0]));
+    PyObject *fields = PyTuple_New(count);
+    if (fields == NULL) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *name = PyUnicode_InternFromString(names[i]);
+        if (name == NULL) {
+            Py_DECREF(fields);
+            Py_DECREF(m);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(fields, i, name);
+    }
+    if (PyModule_AddObject(m, "STATS_FIELDS", fields) < 0) {
+        Py_DECREF(fields);
         Py_DECREF(m);
         return NULL;
     }

@@ -177,3 +177,16 @@ prim_populate(uintptr_t lo, uintptr_t hi, int *use_madvise)
         __atomic_fetch_or((char *)p, 0, __ATOMIC_RELAXED);
     }
 }
+/* len bytes of zeroed memory from the OS, or NULL. */
+static void *
+prim_os_alloc(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void
+prim_os_free(void *p, size_t len)
+{
+    munmap(p, len);
+}

@@ -120,3 +120,16 @@ prim_populate(uintptr_t lo, uintptr_t hi, int *use_madvise)
         InterlockedOr8((volatile char *)p, 0);
     }
 }
+
+static void *
+prim_os_alloc(size_t len)
+{
+    return VirtualAlloc(NULL, (SIZE_T)len, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+}
+
+static void
+prim_os_free(void *p, size_t len)
+{
+    (void)len;
+    VirtualFree(p, 0, MEM_RELEASE);
+}

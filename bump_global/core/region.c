@@ -5,8 +5,9 @@
  *
  * Locks.  raw_lock guards the RAW arena (RAW hooks run without the GIL).
  * commit_lock serialises commits.  Lock order everywhere: raw_lock, then
- * commit_lock, then prefault.lock; the fork handlers (install.c) take all
- * three so a child of fork() gets them unlocked and consistent.
+ * commit_lock, then prefault.lock (fallback.lock is never held with another,
+ * but comes last); the fork handlers (install.c) take all four so a child of
+ * fork() gets them unlocked and consistent.
  */
 static prim_lock_t raw_lock = PRIM_LOCK_INIT;
 static prim_lock_t commit_lock = PRIM_LOCK_INIT;
