@@ -79,35 +79,43 @@ print(json.dumps({
     assert r["untracked"] == 0
 
 
-def test_fallback_blocks_freed_by_raw_threads_are_all_counted(py):
+def test_fallback_blocks_of_raw_threads_are_all_tracked_through_realloc_and_free(py):
+    # Four threads (ctypes drops the GIL) allocate, realloc and free fallback blocks in
+    # shuffled order: the set grows several times and deletes across collisions.  A block
+    # the set lost would count as a foreign free.
     out = py("""
-import ctypes, json, threading
+import ctypes, json, random, threading
 import bump_global
-raw_malloc = ctypes.pythonapi.PyMem_RawMalloc
+api = ctypes.pythonapi
+raw_malloc, raw_realloc, raw_free = api.PyMem_RawMalloc, api.PyMem_RawRealloc, api.PyMem_RawFree
 raw_malloc.restype, raw_malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-raw_free = ctypes.pythonapi.PyMem_RawFree
+raw_realloc.restype, raw_realloc.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t]
 raw_free.restype, raw_free.argtypes = None, [ctypes.c_void_p]
 bump_global.install("2M", scope="python")
 hold = [str(i) * 30 for i in range(100000)]      # the region is full from here on
 s0 = bump_global.stats()
-N, T = 3000, 4
-def work():
-    ptrs = [raw_malloc(1000) for _ in range(N)]  # ctypes calls drop the GIL
-    for p in reversed(ptrs[::2]):
+N, T = 5000, 4
+def work(seed):
+    rnd = random.Random(seed)
+    ptrs = [raw_malloc(rnd.randrange(1, 3000)) for _ in range(N)]
+    ptrs = [raw_realloc(p, rnd.randrange(1, 5000)) if i % 3 == 0 else p
+            for i, p in enumerate(ptrs)]
+    rnd.shuffle(ptrs)
+    for p in ptrs:
         raw_free(p)
-    for p in ptrs[1::2]:
-        raw_free(p)
-threads = [threading.Thread(target=work) for _ in range(T)]
+threads = [threading.Thread(target=work, args=(i,)) for i in range(T)]
 for t in threads:
     t.start()
 for t in threads:
     t.join()
 s1 = bump_global.stats()
 print(json.dumps([s1.fallback_frees - s0.fallback_frees,
+                  s1.fallback_reallocs - s0.fallback_reallocs,
                   s1.foreign_frees - s0.foreign_frees, s1.fallback_untracked]))
 """).stdout
-    fallback_frees, foreign_frees, untracked = json.loads(out)
-    assert fallback_frees >= 3000 * 4 and foreign_frees < 1000 and untracked == 0
+    fallback_frees, fallback_reallocs, foreign_frees, untracked = json.loads(out)
+    assert fallback_frees >= 5000 * 4 and fallback_reallocs >= 5000 * 4 // 3
+    assert foreign_frees < 200 and untracked == 0
 
 
 def test_histogram_has_a_slot_for_zero_byte_requests(py):
