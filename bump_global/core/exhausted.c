@@ -11,12 +11,12 @@
  * (EMERGENCY_RESERVE bytes of budget beyond `size`, room the small area
  * keeps for it) for the unwinding that follows.
  *
- * The report guard: while on, every policy falls back (a report that runs in a
- * full region under "error" can still import and format).  Guarded
- * allocations count as fallbacks.  An atomic flag: RAW reads it without the
- * GIL.
+ * The report guard (report_guard, internal.h): while on, every policy falls
+ * back (a report that runs in a full region under "error" can still import
+ * and format), and the released emergency reserve is left to the program
+ * (charge(), region.c), which still needs it after the report.  Guarded
+ * allocations count as fallbacks.
  */
-static uintptr_t report_guard;  /* atomic: 1 while the guard is on */
 
 static NOINLINE void *
 exhausted(const domain_t *d, size_t nelem, size_t elsize, int zero)

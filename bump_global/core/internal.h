@@ -200,6 +200,10 @@ static struct {
     int installed;
 } region;
 
+/* atomic: 1 while the report guard is on (exhausted.c): RAW reads it
+ * without the GIL. */
+static uintptr_t report_guard;
+
 static arena_t gil_arena;  /* MEM and OBJ: guarded by the GIL */
 static arena_t raw_arena;  /* RAW: guarded by raw_lock (region.c) */
 

@@ -12,13 +12,18 @@
 static prim_lock_t raw_lock = PRIM_LOCK_INIT;
 static prim_lock_t commit_lock = PRIM_LOCK_INIT;
 
-/* Take n bytes from the budget the two areas share.  0 if it has not enough. */
+/* Take n bytes from the budget the two areas share.  0 if it has not enough.
+ * While the report guard is on, the emergency reserve is not part of it: the
+ * report falls back instead, and the program keeps the reserve. */
 static int
 charge(uintptr_t n)
 {
     uintptr_t have = ATOMIC_LOAD(&region.charged);
     for (;;) {
         uintptr_t budget = ATOMIC_LOAD(&region.budget);
+        if (unlikely(ATOMIC_LOAD(&report_guard)) && budget > region.size) {
+            budget = region.size;
+        }
         if (n > budget || have > budget - n) {
             return 0;
         }
