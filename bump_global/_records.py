@@ -34,9 +34,11 @@ class Stats(_Record):
     frees_ignored: int
     """Frees of region blocks (a no-op)."""
     foreign_frees: int
-    """Frees of blocks from before the install, forwarded to the previous allocator."""
+    """Frees of blocks from before the install, forwarded to the previous allocator
+    (frees of fallback blocks are ``fallback_frees``)."""
     foreign_reallocs: int
-    """Reallocs of blocks from before the install, forwarded to the previous allocator."""
+    """Reallocs of blocks from before the install, forwarded to the previous allocator
+    (reallocs of fallback blocks are ``fallback_reallocs``)."""
     reallocs_in_place: int
     """Reallocs of the most recent block, grown or shrunk where it stands."""
     reallocs_moved: int
@@ -52,7 +54,8 @@ class Stats(_Record):
     large_allocations: int
     """Blocks placed in the large area (MEM/OBJ blocks of 64 KiB and more)."""
     bytes_released: int
-    """Bytes of pages given back to the OS: whole pages of large blocks that moved."""
+    """Bytes of pages given back to the OS: the whole pages of large blocks that were
+    freed or moved."""
     bytes_prefaulted: int
     """Bytes faulted in ahead of the bump by the prefault thread (``prefault=True``)."""
     frees_reclaimed: int
@@ -61,6 +64,14 @@ class Stats(_Record):
     """Bytes of those blocks."""
     allocations_reused: int
     """Allocations served from a size class's free list (``reclaim="classes"``)."""
+    fallback_frees: int
+    """Frees of fallback blocks (served by the previous allocator after the region
+    filled), forwarded to the previous allocator; not in ``foreign_frees``."""
+    fallback_reallocs: int
+    """Reallocs of fallback blocks, forwarded to the previous allocator."""
+    fallback_untracked: int
+    """Fallback blocks that could not be tracked (the OS refused memory for the
+    set that tracks them): their frees and reallocs count as foreign ones."""
     scope: str
     """Which allocator domains are served: "objects", "python" or "raw"."""
     on_exhausted: str
@@ -76,7 +87,8 @@ class Stats(_Record):
     histogram: Optional[Tuple[Tuple[int, int, int], ...]] = None
     """With ``install(histogram=True)``: ``(upper_bound, count, bytes)`` per
     power-of-two size class of the requests (malloc, calloc and realloc sizes;
-    class ``2**k`` holds sizes in ``(2**(k-1), 2**k]``), non-empty classes only."""
+    class ``2**k`` holds sizes in ``(2**(k-1), 2**k]``, class 1 the 1-byte requests,
+    class 0 the 0-byte requests), non-empty classes only."""
 
     @property
     def address_space(self) -> int:
