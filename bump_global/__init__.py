@@ -304,9 +304,7 @@ def _set_guard(on: bool) -> None:
         core = _load_core()
     except BumpGlobalError:
         return
-    guard = getattr(core, "report_guard", None)  # TODO(merge): always there
-    if guard is not None:
-        guard(on)
+    core.report_guard(on)
 
 
 def report(wall_time: Optional[float] = None) -> str:

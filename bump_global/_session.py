@@ -228,10 +228,12 @@ def finish(exit_kind: str = "normal") -> None:
         return
     _state.finished = True
     _state.writing = True
-    from bump_global import _guarded, _report
+    import bump_global
 
     try:
-        with _guarded():
+        with bump_global._guarded():  # before any import: the region may be full
+            from bump_global import _report
+
             record = _report.snapshot_record(
                 wall_time=time.perf_counter() - _state.t0, pid=_state.pid,
                 ppid=_state.ppid, argv=list(sys.argv), role=_state.role, exit=exit_kind,

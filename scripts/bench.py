@@ -460,8 +460,11 @@ def child_workload_s(child: Dict[str, Any]) -> Optional[float]:
 
 
 def bump_counters(child: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """Engine counters from the runner's or the CLI's report_dict."""
-    report = child.get("report", child if "counters" in child else None)
+    """Engine counters from the runner's report_dict or the CLI's JSON report (its root)."""
+    report = child.get("report", child if ("counters" in child or "processes" in child)
+                       else None)
+    if report and report.get("processes"):
+        report = report["processes"][0]  # schema report/2: the root process
     if not report or not report.get("counters"):
         return None
     counters = dict(report["counters"])

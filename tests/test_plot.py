@@ -167,6 +167,8 @@ def test_the_plot_command_draws_and_names_bad_files(tmp_path):
     import subprocess
     import sys
 
+    pytest.importorskip("matplotlib")
+
     good = write_timeline(tmp_path / "t.csv", rows(20, 1 << 20))
     out = tmp_path / "t.png"
     proc = subprocess.run([sys.executable, "-m", "bump_global", "plot", str(good), "-o",
