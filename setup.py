@@ -46,15 +46,25 @@ class BuildPyWithPth(build_py):
 
 
 OPT = ["-O2"] if sys.platform != "win32" else ["/O2"]
+# _core.c #includes its parts from bump_global/core/: list them so that editing
+# any of them (a header included) rebuilds the extension.
+CORE_PARTS = sorted(
+    os.path.join("bump_global", "core", name)
+    for name in os.listdir(os.path.join(HERE, "bump_global", "core"))
+    if name.endswith((".c", ".h"))
+)
 
 setup(
     ext_modules=[
-        # The allocator hooks.
-        Extension("bump_global._core", sources=["bump_global/_core.c"], extra_compile_args=OPT,
-                  depends=["bump_global/core/sampler.c"]),
-        # Raw allocator microbenchmarks for scripts/bench.py (no effect unless imported).
-        Extension("bump_global._microbench", sources=["bump_global/_microbench.c"],
+        # The allocator hooks: one translation unit.
+        Extension("bump_global._core", sources=["bump_global/_core.c"], depends=CORE_PARTS,
                   extra_compile_args=OPT),
+        # Test probes and raw allocator microbenchmarks, for tests/ and scripts/bench.py
+        # (the runtime never imports it).
+        Extension("bump_global._testing", sources=["bump_global/_testing.c"],
+                  extra_compile_args=OPT),
+        # The numpy data-memory handler (NEP 49); built without numpy headers.
+        Extension("bump_global._numpy", sources=["bump_global/_numpy.c"], extra_compile_args=OPT),
     ],
     cmdclass={"build_py": BuildPyWithPth},
 )

@@ -89,11 +89,15 @@ def install(
     huge_pages: bool = True,
     gc: str = DEFAULT_GC,
     reclaim: str = DEFAULT_RECLAIM,
+    numpy: bool = False,
 ) -> None:
     """Reserve the region and route CPython's allocators through it.
 
-    `size`: bytes, or a string such as ``"512M"``, ``"4G"``, ``"64GiB"`` (binary
-    units); address space is reserved, memory is only used as it is handed out.
+    `size`: the budget, bytes or a string such as ``"512M"``, ``"4G"``,
+    ``"64GiB"`` (binary units); by default (``"auto"``) half of the machine's
+    physical memory (or of its cgroup's limit, if lower), so that a program
+    that never frees reaches the fallback before the machine runs out.
+    Address space is reserved, memory is only used as it is handed out.
     `scope`: ``"python"`` (RAW, MEM and OBJ domains: everything Python
     allocates), ``"objects"`` (OBJ only) or ``"raw"`` (RAW only).
     `on_exhausted`: ``"fallback"`` (the allocator that was there before serves
@@ -111,42 +115,44 @@ def install(
     ``"last"`` (freeing the most recent block moves the pointer back) or
     ``"classes"`` (blocks up to 32 KiB reused through size classes, like
     pymalloc); both opt-in policies apply to the MEM and OBJ domains.
+    `numpy`: serve numpy's array data from the region too (a NEP 49 data
+    handler, numpy 1.22+, set now or when numpy is imported; arrays made
+    before keep numpy's handler); the report counts array bytes exactly.
 
     Install once, as early as possible.  Calling it again with the same
     configuration does nothing; with another raises :class:`BumpGlobalError`,
     as do conditions that would make the allocator unsafe.  Bad arguments raise
     ValueError.  There is no uninstall: the hooks stay until the process exits.
     """
+    _install(Config.make(size, scope, on_exhausted, histogram, prefault, huge_pages, gc,
+                         reclaim, numpy), "api")
+
+
+def _install(config: Config, source: str) -> None:
+    """install() of a validated `config`; messages spell options as `source` does
+    ("api": ``size='4G'``, "env": ``BUMP_GLOBAL_SIZE='4G'``, "cli": ``--size '4G'``)."""
     global _installed_at
-    config = Config.make(size, scope, on_exhausted, histogram, prefault, huge_pages, gc,
-                         reclaim)
     core = _load_core()
     current = core.config()
+    size = _region.round_size(config.size)
     if current is not None:
-        have = Config.from_core(current)
-        wanted = Config(_region.round_size(config.size), config.scope, config.on_exhausted,
-                        config.histogram, config.prefault, config.huge_pages, config.gc,
-                        config.reclaim)
-        if have == wanted:
+        have = installed_config()
+        if have == config.replace(size=size):
             return
         raise BumpGlobalError(
-            f"bump_global is already installed with {have.describe()}; "
-            f"it cannot be reinstalled with {config.describe()}: "
+            f"bump_global is already installed with {have.describe(source)}; "
+            f"it cannot be reinstalled with {config.describe(source)}: "
             "install once per process, at start-up"
         )
     _check_interpreter(config, core)
+    if config.numpy:
+        _check_numpy(config, source)
     try:
-        size = _region.round_size(config.size)
         region = _region.reserve(2 * size + core.EMERGENCY_RESERVE)
     except OSError as exc:
-        raise BumpGlobalError(
-            f"cannot reserve a region of {format_size(config.size)} ({exc.strerror or exc}): "
-            "try a smaller size (e.g. size='256M'), or raise the address-space limit (ulimit -v)"
-        ) from exc
-    core.install(region.mapping, region.base, size, region.committed,
-                 region.commit_step,
-                 config.scope_code, config.on_exhausted_code, config.histogram, config.prefault,
-                 config.huge_pages, config.gc_code, config.reclaim_code)
+        raise BumpGlobalError(_reserve_failure(config, source, exc)) from exc
+    core.install(region.mapping, region.base, size, region.committed, region.commit_step,
+                 *config.core_arguments())
     _installed_at = time.perf_counter()
     _apply_gc_policy(config.gc)
     if config.prefault and hasattr(os, "register_at_fork"):
@@ -156,6 +162,59 @@ def install(
     from bump_global._subinterp import install_guards
 
     install_guards(config.scope)
+    if config.numpy:
+        _enable_numpy(config, source)
+
+
+_numpy_enabled = False
+
+
+def installed_config() -> Optional[Config]:
+    """The configuration installed in this process, or None."""
+    try:
+        current = _load_core().config()
+    except BumpGlobalError:
+        return None
+    return None if current is None else Config.from_core(current, _numpy_enabled)
+
+
+def _check_numpy(config: Config, source: str) -> None:
+    """Before installing: refuse, in one line, numpy=True where it cannot work."""
+    from bump_global import _numpy_hook
+
+    option = config.spell_flag("numpy", source)
+    if config.scope == "objects":
+        raise BumpGlobalError(f"{option} needs scope 'python' or 'raw': numpy's array data "
+                              "goes through the RAW domain, which scope 'objects' leaves "
+                              "to the previous allocator")
+    if "numpy" not in sys.modules:
+        _numpy_hook._check_installed_numpy(option)
+
+
+def _enable_numpy(config: Config, source: str) -> None:
+    global _numpy_enabled
+    from bump_global import _numpy_hook
+
+    _numpy_hook.enable(config.spell_flag("numpy", source))
+    _numpy_enabled = True
+
+
+def _reserve_failure(config: Config, source: str, exc: OSError) -> str:
+    """One line: the size the user set, why it failed, the largest that fits, what to do."""
+    from bump_global._config import OPTIONS, default_size
+    from bump_global._platform import largest_region
+
+    where = OPTIONS["size"].where(source)
+    reason = exc.strerror or str(exc)
+    largest = largest_region()
+    limit = ""
+    if largest is not None and largest // 2 >= (1 << 20):
+        # The reservation spans twice the size (a small-block and a large-block area).
+        limit = f" (at most {format_size(largest // 2)}: what this machine can reserve now)"
+    auto, why = default_size()
+    return (f"cannot reserve a region of {format_size(config.size)} ({where}): {reason}; "
+            f"try a smaller size with {where}{limit}, or leave it unset for the default "
+            f"({format_size(auto)}, {why})")
 
 
 def _apply_gc_policy(policy: str) -> None:
@@ -216,21 +275,58 @@ def _wall(wall_time: Optional[float]) -> Optional[float]:
     return wall_time
 
 
+class _guarded:
+    """A block whose allocations never fail for lack of room in the region.
+
+    While it runs, an allocation that does not fit is served by the previous
+    allocator whatever ``on_exhausted`` says (C core: ``report_guard``): the
+    report and everything it imports work after the region filled, even under
+    ``on_exhausted="error"``.  Other threads' allocations meanwhile are served
+    the same way.  Nests; does nothing before install.
+    """
+
+    _depth = 0
+
+    def __enter__(self) -> _guarded:
+        _guarded._depth += 1
+        if _guarded._depth == 1:
+            _set_guard(True)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _guarded._depth -= 1
+        if _guarded._depth == 0:
+            _set_guard(False)
+
+
+def _set_guard(on: bool) -> None:
+    try:
+        core = _load_core()
+    except BumpGlobalError:
+        return
+    core.report_guard(on)
+
+
 def report(wall_time: Optional[float] = None) -> str:
     """A compact human table of :func:`stats` and :func:`memory`.
 
     `wall_time` (seconds) is shown as given; by default, the time since install.
+    It works after the region filled (see :class:`_guarded`).
     """
-    from bump_global import _report
+    with _guarded():
+        from bump_global import _report
 
-    return _report.format_report(stats() if is_installed() else None, memory(), _wall(wall_time))
+        return _report.format_report(stats() if is_installed() else None, memory(),
+                                     _wall(wall_time))
 
 
 def report_dict(wall_time: Optional[float] = None) -> Dict[str, Any]:
     """The report as a JSON-ready dict, schema ``bump_global.report/1`` (README)."""
-    from bump_global import _report
+    with _guarded():
+        from bump_global import _report
 
-    return _report.report_dict(stats() if is_installed() else None, memory(), _wall(wall_time))
+        return _report.report_dict(stats() if is_installed() else None, memory(),
+                                   _wall(wall_time))
 
 
 def _sample() -> Tuple[int, Optional[int]]:

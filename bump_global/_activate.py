@@ -3,8 +3,16 @@
 The ``bump_global_activate.pth`` file in site-packages reads the variable itself
 and imports this module only when it is set to something other than an "off"
 value, so an unset variable costs nothing.  :func:`activate` reads the
-``BUMP_GLOBAL_*`` options and installs; it never raises: a bad value or a
-refusal is one line on stderr and start-up continues without the allocator.
+``BUMP_GLOBAL_*`` options (bump_global/_config.py defines them) and installs;
+it never raises: a bad value or a refusal is one line on stderr and start-up
+continues without the allocator.
+
+Two cases change what it does:
+- the process is the ``bump-global`` command line itself: it installs nothing,
+  because ``bump-global run`` installs with its own options (the variables are
+  their defaults, the command line wins);
+- ``BUMP_GLOBAL_SESSION`` names the session of a parent that reports at exit:
+  this process joins it (bump_global/_session.py) instead of reporting alone.
 """
 
 from __future__ import annotations
@@ -13,26 +21,29 @@ import os
 import sys
 import time
 
-from bump_global._config import DEFAULT_GC, DEFAULT_RECLAIM
-from bump_global._records import _Record
+from bump_global._config import (
+    DEFAULT_GC,
+    DEFAULT_RECLAIM,
+    ENV_PREFIX,
+    FALSE_VALUES,
+    TRUE_VALUES,
+    OptionError,
+    parse_flag,
+)
+from bump_global._record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up stays cheap
 if TYPE_CHECKING:
-    from typing import Callable, List, Mapping, Optional, TypeVar
+    from typing import Mapping, Optional
 
-    T = TypeVar("T")
-
-PREFIX = "BUMP_GLOBAL"
-TRUE_VALUES = ("1", "true", "yes", "on")
-#: Keep in sync with the test in bump_global_activate.pth (it skips these without importing).
-FALSE_VALUES = ("", "0", "false", "no", "off")
-_FLAG_HELP = "expected 1, true, yes or on (enable), or 0, false, no, off or empty (disable)"
+PREFIX = ENV_PREFIX
+__all__ = ["FALSE_VALUES", "TRUE_VALUES", "Options", "activate", "parse_flag", "read_options"]
 
 _activated = False
 
 
-class Options(_Record):
-    """What the environment asks for."""
+class Options(Record):
+    """What the environment asks for (sizes as written, everything else typed)."""
 
     size: str
     scope: str
@@ -43,16 +54,10 @@ class Options(_Record):
     huge_pages: bool = True
     gc: str = DEFAULT_GC
     reclaim: str = DEFAULT_RECLAIM
-
-
-def parse_flag(value: str) -> bool:
-    """An on/off value (case-insensitive, surrounding spaces ignored); ValueError otherwise."""
-    word = value.strip().lower()
-    if word in TRUE_VALUES:
-        return True
-    if word in FALSE_VALUES:
-        return False
-    raise ValueError(f"invalid value {value!r}: {_FLAG_HELP}")
+    numpy: bool = False
+    json: Optional[str] = None
+    sample: Optional[float] = None
+    timeline: Optional[str] = None
 
 
 def read_options(environ: Mapping[str, str]) -> Optional[Options]:
@@ -61,53 +66,40 @@ def read_options(environ: Mapping[str, str]) -> Optional[Options]:
     Raises ValueError naming every variable with a bad value and what it accepts.
     """
     from bump_global._config import (
-        DEFAULT_ON_EXHAUSTED,
-        DEFAULT_SCOPE,
-        DEFAULT_SIZE,
-        Config,
-        parse_size,
+        INSTALL_OPTIONS,
+        SESSION_OPTIONS,
+        check_session,
+        env_enabled,
+        read_environment,
     )
 
-    problems: List[str] = []
-
-    def get(suffix: str, default: T, parse: Callable[[str], T]) -> T:
-        name = PREFIX + suffix
-        value = environ.get(name)
-        if value is None:
-            return default
-        try:
-            return parse(value)
-        except ValueError as exc:
-            problems.append(f"{name}={value!r}: {exc}")
-            return default
-
-    def size(value: str) -> str:
-        parse_size(value)
-        return value
-
-    if not get("", False, parse_flag):
-        if problems:
-            raise ValueError(problems[0])
+    if not env_enabled(environ):
         return None
-    options = Options(
-        size=get("_SIZE", DEFAULT_SIZE, size),
-        scope=get("_SCOPE", DEFAULT_SCOPE,
-                  lambda v: Config.make(DEFAULT_SIZE, v, DEFAULT_ON_EXHAUSTED).scope),
-        on_exhausted=get("_ON_EXHAUSTED", DEFAULT_ON_EXHAUSTED,
-                         lambda v: Config.make(DEFAULT_SIZE, DEFAULT_SCOPE, v).on_exhausted),
-        report=get("_REPORT", False, parse_flag),
-        histogram=get("_HISTOGRAM", False, parse_flag),
-        prefault=get("_PREFAULT", True, parse_flag),
-        huge_pages=get("_HUGE_PAGES", True, parse_flag),
-        gc=get("_GC", DEFAULT_GC,
-               lambda v: Config.make(DEFAULT_SIZE, DEFAULT_SCOPE, DEFAULT_ON_EXHAUSTED, gc=v).gc),
-        reclaim=get("_RECLAIM", DEFAULT_RECLAIM,
-                    lambda v: Config.make(DEFAULT_SIZE, DEFAULT_SCOPE, DEFAULT_ON_EXHAUSTED,
-                                          reclaim=v).reclaim),
-    )
+    values, problems = read_environment(environ)
     if problems:
-        raise ValueError("; ".join(problems))
-    return options
+        raise OptionError("; ".join(problems))
+    check_session(values, "env")
+    fields = {option.name: values.get(option.name, option.default)
+              for option in INSTALL_OPTIONS + SESSION_OPTIONS}
+    fields["size"] = environ.get(INSTALL_OPTIONS[0].env, INSTALL_OPTIONS[0].default)
+    return Options(**fields)
+
+
+def is_command_line() -> bool:
+    """True in the ``bump-global`` command line's own process (console script or
+    ``python -m bump_global``, as far as this Python lets us see at start-up)."""
+    argv0 = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if argv0 in ("bump-global", "bump-global.exe", "bump-global-script.py"):
+        return True
+    argv = list(getattr(sys, "orig_argv", ()))  # 3.10+: the interpreter's own options
+    i = 1
+    while i < len(argv) and argv[i].startswith("-"):
+        if argv[i] == "-m":
+            return i + 1 < len(argv) and argv[i + 1] == "bump_global"
+        if argv[i] in ("-c", "--"):
+            return False
+        i += 2 if argv[i] in ("-X", "-W", "--check-hash-based-pycs") else 1
+    return False
 
 
 def activate(environ: Optional[Mapping[str, str]] = None) -> None:
@@ -129,23 +121,41 @@ def _activate(environ: Mapping[str, str], start: float) -> None:
     except ValueError as exc:
         _warn(f"{exc}; the allocator is not installed")
         return
-    if options is None:
+    if options is None or is_command_line():
         return
     import bump_global
+    from bump_global._config import Config, Session
 
+    config = Config.from_values({**options._asdict(), "size": options.size}, "env")
+    directory = environ.get("BUMP_GLOBAL_SESSION")  # _session.SESSION_VAR
+    session = Session(report=options.report, json=options.json, sample=options.sample,
+                      timeline=options.timeline)
+    if directory or session.wanted:
+        from bump_global import _session
+
+        _session.prepare()
+    sampler = None
+    if options.sample is not None and not directory:
+        from bump_global._timeline import Sampler
+
+        sampler = Sampler(options.sample)  # storage made before the install
     try:
-        bump_global.install(options.size, options.scope, options.on_exhausted,
-                            histogram=options.histogram, prefault=options.prefault,
-                            huge_pages=options.huge_pages, gc=options.gc,
-                            reclaim=options.reclaim)
+        bump_global._install(config, "env")
     except bump_global.BumpGlobalError as exc:
-        _warn(f"{PREFIX}={environ[PREFIX]!r}: {exc}; the allocator is not installed")
+        # A refusal that names no option is about BUMP_GLOBAL itself.
+        where = "" if f"{PREFIX}_" in str(exc) else f"{PREFIX}={environ[PREFIX]!r}: "
+        _warn(f"{where}{exc}; the allocator is not installed")
         return
-    if options.report:
-        import atexit
+    if not (directory or session.wanted):
+        return  # nothing to report: start-up imports nothing more
+    from bump_global import _session
 
-        # Registered before the program runs: atexit is LIFO, so this prints last.
-        atexit.register(_print_report, start)
+    if directory and _session.join(directory, start):
+        return  # the session's root reports for every process
+    if session.wanted:
+        if sampler is not None:
+            sampler.start(start)
+        _session.start(session, start, sampler)
 
 
 def _print_report(start: float) -> None:

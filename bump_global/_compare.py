@@ -8,33 +8,31 @@ noisy machine disturbs every allocator alike.  For each allocator it prints the
 median wall time, the min-max range, the median peak RSS and both ratios to
 pymalloc measured in the same session.
 
-Measurement: every run goes through a tiny launcher process (``python -I -S``)
-that takes the time just before spawning the script and just after reaping it
-with ``os.wait4``, whose rusage gives the script's peak RSS.  The launcher is
-there because Linux counts the memory of the process that spawns a child into
-the child's peak RSS (the spawning process's address space is the child's until
-it execs): spawning directly from this process, whatever it holds (a test
-runner, matplotlib) would become the floor of every measurement.  The launcher
-is smaller than any Python running a script, so it never shows.
+Measurement: every run goes through the launcher of bump_global/_launch.py
+(time, CPU, page faults and peak RSS from ``os.wait4``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import sysconfig
-import tempfile
 import time
 from dataclasses import dataclass
-from typing import IO, Dict, List, Optional, Sequence, Tuple, Union
+from typing import IO, Dict, List, Optional, Sequence, Tuple
 
 from bump_global._config import DEFAULT_SIZE
+from bump_global._launch import (  # noqa: F401 - part of this module's interface
+    PACKAGE_HINTS,
+    PRELOAD_NAMES,
+    Measurement,
+    RunFailure,
+    child_environment,
+    find_preload_libraries,
+    measure,
+)
 
 PROG = "bump-global compare"
 
@@ -46,70 +44,8 @@ DEFAULT_ALLOCATORS = ALLOCATORS[:5]
 BASELINE = "pymalloc"
 DEFAULT_RUNS = 5
 
-#: Shared library file names tried for each preloadable allocator, best first.
-PRELOAD_NAMES: Dict[str, Tuple[str, ...]] = {
-    "jemalloc": ("libjemalloc.so.2",),
-    "mimalloc": ("libmimalloc.so.2", "libmimalloc.so"),
-}
-_PACKAGE_HINTS = {
-    "jemalloc": "Debian/Ubuntu: apt install libjemalloc2",
-    "mimalloc": "Debian/Ubuntu: apt install libmimalloc2.0",
-}
-
-#: Variables that choose or wrap the allocator: never inherited by the runs.
-_STRIPPED_VARS = ("PYTHONMALLOC", "LD_PRELOAD", "PYTHONTRACEMALLOC")
-_STRIPPED_PREFIX = "BUMP_GLOBAL"
-
-_STDERR_TAIL_LINES = 15
-_STDERR_TAIL_BYTES = 16 * 1024
-
-# Runs as `python -I -S -c _LAUNCHER FD NAME=VALUE... -- COMMAND...`: spawns
-# COMMAND with NAME=VALUE added to its environment, waits for it, and writes
-# "wait-status wall-seconds ru_maxrss" to FD.  SIGINT is ignored here (the
-# script gets the default action back); SIGTERM is passed on to the script.
-_LAUNCHER = """\
-import os, signal, sys, time
-fd = int(sys.argv[1])
-env = dict(os.environ)
-i = 2
-while sys.argv[i] != "--":
-    name, _, value = sys.argv[i].partition("=")
-    env[name] = value
-    i += 1
-argv = sys.argv[i + 1:]
-os.set_inheritable(fd, False)
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-start = time.perf_counter()
-pid = os.posix_spawn(argv[0], argv, env, setsigdef=(signal.SIGINT,))
-signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGTERM))
-_, status, usage = os.wait4(pid, 0)
-wall = time.perf_counter() - start
-os.write(fd, ("%d %r %d\\n" % (status, wall, usage.ru_maxrss)).encode())
-"""
-
-
 class CompareError(Exception):
     """A usage problem found before anything runs (exit code 2)."""
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One run of the script under one allocator."""
-
-    wall: float
-    """Seconds from just before the spawn to the reaping of the process."""
-    peak_rss: int
-    """Peak resident set size of the process, bytes."""
-
-
-@dataclass(frozen=True)
-class RunFailure:
-    """A run that did not exit with code 0."""
-
-    description: str
-    """What happened, e.g. "exited with code 1" or "was killed by SIGKILL"."""
-    stderr_tail: List[str]
-    """The last lines the run wrote to stderr."""
 
 
 @dataclass(frozen=True)
@@ -176,77 +112,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------- preload libraries
 
 
-def _elf_signature(path: str) -> Optional[bytes]:
-    """ELF class, byte order and machine of `path`; None if not an ELF file."""
-    try:
-        with open(path, "rb") as file:
-            header = file.read(20)
-    except OSError:
-        return None
-    if len(header) < 20 or header[:4] != b"\x7fELF":
-        return None
-    return header[4:6] + header[18:20]
-
-
-def _ldconfig_entries() -> List[Tuple[str, str]]:
-    """(file name, path) pairs of the dynamic linker cache (`ldconfig -p`)."""
-    candidates = [shutil.which("ldconfig"), "/sbin/ldconfig", "/usr/sbin/ldconfig"]
-    for ldconfig in candidates:
-        if not ldconfig or not os.path.isfile(ldconfig):
-            continue
-        try:
-            output = subprocess.run(
-                [ldconfig, "-p"], capture_output=True, text=True, timeout=10, check=False,
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue
-        entries = []
-        for line in output.splitlines():
-            match = re.match(r"\s*(\S+)\s+\(.*\)\s+=>\s+(\S.*?)\s*$", line)
-            if match:
-                entries.append((match.group(1), match.group(2)))
-        return entries
-    return []
-
-
-def _library_dirs() -> List[str]:
-    """Directories where shared libraries usually are, this architecture's first."""
-    dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if d]
-    multiarch = sysconfig.get_config_var("MULTIARCH")
-    if multiarch:
-        dirs += [f"/usr/local/lib/{multiarch}", f"/lib/{multiarch}", f"/usr/lib/{multiarch}"]
-    dirs += ["/usr/local/lib64", "/usr/local/lib", "/lib64", "/usr/lib64", "/lib", "/usr/lib"]
-    return dirs
-
-
-def find_preload_libraries() -> Dict[str, Optional[str]]:
-    """Paths of the jemalloc and mimalloc shared libraries, None where not found.
-
-    Looks in the dynamic linker cache (``ldconfig -p``), then in the usual
-    library directories (multiarch ones included), and keeps only a library
-    built for the same architecture as this Python (so LD_PRELOAD works).
-    """
-    own = _elf_signature(sys.executable)
-    cache = _ldconfig_entries()
-    dirs = _library_dirs()
-    found: Dict[str, Optional[str]] = {}
-    for allocator, names in PRELOAD_NAMES.items():
-        found[allocator] = None
-        for name in names:
-            paths = [path for entry, path in cache if entry == name]
-            paths += [os.path.join(d, name) for d in dirs]
-            for path in paths:
-                if os.path.isfile(path) and (own is None or _elf_signature(path) == own):
-                    found[allocator] = path
-                    break
-            if found[allocator]:
-                break
-    return found
-
-
-# ---------------------------------------------------------------- selection
-
-
 def select_allocators(
     requested: Optional[str], libraries: Dict[str, Optional[str]]
 ) -> Tuple[List[str], List[str]]:
@@ -263,7 +128,7 @@ def select_allocators(
             if name in PRELOAD_NAMES and not libraries.get(name):
                 notes.append(
                     f"{name} skipped: {' or '.join(PRELOAD_NAMES[name])} not found "
-                    f"({_PACKAGE_HINTS[name]})"
+                    f"({PACKAGE_HINTS[name]})"
                 )
             else:
                 chosen.append(name)
@@ -281,22 +146,13 @@ def select_allocators(
         if name in PRELOAD_NAMES and not libraries.get(name):
             raise CompareError(
                 f"{name} was asked for but {' or '.join(PRELOAD_NAMES[name])} is not "
-                f"installed ({_PACKAGE_HINTS[name]}); or leave it out of --allocators"
+                f"installed ({PACKAGE_HINTS[name]}); or leave it out of --allocators"
             )
         if name not in chosen:
             chosen.append(name)
     if not chosen:
         raise CompareError(f"--allocators is empty: name some of {','.join(ALLOCATORS)}")
     return chosen, []
-
-
-def child_environment(base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """`base` (default: this environment) without what chooses the allocator."""
-    env = dict(os.environ if base is None else base)
-    for name in list(env):
-        if name.startswith(_STRIPPED_PREFIX) or name in _STRIPPED_VARS:
-            del env[name]
-    return env
 
 
 def command_for(
@@ -324,88 +180,6 @@ def command_for(
 
 
 # ------------------------------------------------------------------ running
-
-
-def _tail(file: IO[bytes]) -> List[str]:
-    file.seek(0, os.SEEK_END)
-    size = file.tell()
-    file.seek(max(0, size - _STDERR_TAIL_BYTES))
-    text = file.read().decode("utf-8", "replace")
-    lines = text.splitlines()
-    if size > _STDERR_TAIL_BYTES and lines:
-        lines = lines[1:]  # probably cut in the middle
-    return lines[-_STDERR_TAIL_LINES:]
-
-
-def _describe_status(exit_code: int) -> str:
-    if exit_code >= 0:
-        return f"exited with code {exit_code}"
-    try:
-        name = signal.Signals(-exit_code).name
-    except ValueError:
-        name = f"signal {-exit_code}"
-    return f"was killed by {name} (exit code {exit_code})"
-
-
-def measure(
-    command: Sequence[str],
-    extra_env: Dict[str, str],
-    env: Dict[str, str],
-    show_output: bool = False,
-) -> Union[Measurement, RunFailure]:
-    """Run `command` once through the launcher; its time and peak RSS, or its failure.
-
-    `env` is the environment of the run (already stripped), `extra_env` the
-    allocator's variables (given to the script only, not to the launcher).
-    """
-    read_fd, write_fd = os.pipe()
-    assignments = [f"{name}={value}" for name, value in extra_env.items()]
-    launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(write_fd),
-                *assignments, "--", *command]
-    with tempfile.TemporaryFile() as err:
-        try:
-            proc = subprocess.Popen(
-                launcher, env=env, stdin=subprocess.DEVNULL,
-                stdout=None if show_output else subprocess.DEVNULL, stderr=err,
-                pass_fds=(write_fd,),
-            )
-        except BaseException:
-            os.close(read_fd)
-            raise
-        finally:
-            os.close(write_fd)
-        try:
-            try:
-                # os.wait4, not proc.wait(): the launcher's status is needed
-                # here, and Popen must not reap the process a second time.
-                _, status, _ = os.wait4(proc.pid, 0)
-            except KeyboardInterrupt:
-                proc.terminate()  # the launcher passes SIGTERM on to the script
-                os.wait4(proc.pid, 0)
-                proc.returncode = -signal.SIGTERM
-                raise
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            report = b""
-            while True:
-                chunk = os.read(read_fd, 4096)
-                if not chunk:
-                    break
-                report += chunk
-        finally:
-            os.close(read_fd)
-        fields = report.split()
-        if proc.returncode != 0 or len(fields) != 3:
-            return RunFailure(
-                f"could not be started (the launcher {_describe_status(proc.returncode)})",
-                _tail(err),
-            )
-        exit_code = os.waitstatus_to_exitcode(int(fields[0]))
-        if exit_code != 0:
-            return RunFailure(_describe_status(exit_code), _tail(err))
-        maxrss = int(fields[2])
-        # ru_maxrss is in KiB on Linux and the BSDs, in bytes on macOS.
-        peak = maxrss if sys.platform == "darwin" else maxrss * 1024
-        return Measurement(wall=float(fields[1]), peak_rss=peak)
 
 
 class Progress:
@@ -562,8 +336,9 @@ def plot(path: str, summaries: Sequence[Summary], title: str) -> None:
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"{PROG}: error: {message}\n")
-    sys.stderr.flush()
+    from bump_global.commands import error
+
+    error(message)  # one prefix for every usage error of the command line
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,66 +7,11 @@ typing.
 
 from __future__ import annotations
 
+from bump_global._record import Record as _Record
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from typing import Any, Dict, Optional, Tuple
-
-
-class _RecordType(type):
-    """Makes the class annotations, in order, the fields (slots); a value is a default."""
-
-    def __new__(mcls, name: str, bases: Tuple[type, ...], ns: Dict[str, Any]) -> _RecordType:
-        fields = tuple(f for f in ns.get("__annotations__", {}) if not f.startswith("_"))
-        ns["_defaults"] = {field: ns.pop(field) for field in fields if field in ns}
-        ns["_fields"] = fields
-        ns["__slots__"] = fields
-        return super().__new__(mcls, name, bases, ns)
-
-
-class _Record(metaclass=_RecordType):
-    """An immutable record: no instance dict, so building one allocates little."""
-
-    _fields: Tuple[str, ...]
-    _defaults: Dict[str, Any]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        fields = self._fields
-        if len(args) > len(fields):
-            raise TypeError(f"{type(self).__name__} takes {len(fields)} fields")
-        for name, value in zip(fields, args):
-            object.__setattr__(self, name, value)
-        for name in fields[len(args):]:
-            if name in kwargs:
-                value = kwargs.pop(name)
-            elif name in self._defaults:
-                value = self._defaults[name]
-            else:
-                raise TypeError(f"{type(self).__name__}: missing field {name!r}")
-            object.__setattr__(self, name, value)
-        if kwargs:
-            raise TypeError(f"{type(self).__name__}: unexpected fields {sorted(kwargs)}")
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable: cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable: cannot delete {name!r}")
-
-    def _asdict(self) -> Dict[str, Any]:
-        """The fields as a dict, in order."""
-        return {name: getattr(self, name) for name in self._fields}
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return self._asdict() == other._asdict()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash(tuple(self._asdict().items()))
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in self._asdict().items())
-        return f"{type(self).__name__}({fields})"
+    from typing import Optional, Tuple
 
 
 class Stats(_Record):
@@ -89,9 +34,11 @@ class Stats(_Record):
     frees_ignored: int
     """Frees of region blocks (a no-op)."""
     foreign_frees: int
-    """Frees of blocks from before the install, forwarded to the previous allocator."""
+    """Frees of blocks from before the install, forwarded to the previous allocator
+    (frees of fallback blocks are ``fallback_frees``)."""
     foreign_reallocs: int
-    """Reallocs of blocks from before the install, forwarded to the previous allocator."""
+    """Reallocs of blocks from before the install, forwarded to the previous allocator
+    (reallocs of fallback blocks are ``fallback_reallocs``)."""
     reallocs_in_place: int
     """Reallocs of the most recent block, grown or shrunk where it stands."""
     reallocs_moved: int
@@ -107,7 +54,8 @@ class Stats(_Record):
     large_allocations: int
     """Blocks placed in the large area (MEM/OBJ blocks of 64 KiB and more)."""
     bytes_released: int
-    """Bytes of pages given back to the OS: whole pages of large blocks that moved."""
+    """Bytes of pages given back to the OS: the whole pages of large blocks that were
+    freed or moved."""
     bytes_prefaulted: int
     """Bytes faulted in ahead of the bump by the prefault thread (``prefault=True``)."""
     frees_reclaimed: int
@@ -116,6 +64,14 @@ class Stats(_Record):
     """Bytes of those blocks."""
     allocations_reused: int
     """Allocations served from a size class's free list (``reclaim="classes"``)."""
+    fallback_frees: int
+    """Frees of fallback blocks (served by the previous allocator after the region
+    filled), forwarded to the previous allocator; not in ``foreign_frees``."""
+    fallback_reallocs: int
+    """Reallocs of fallback blocks, forwarded to the previous allocator."""
+    fallback_untracked: int
+    """Fallback blocks that could not be tracked (the OS refused memory for the
+    set that tracks them): their frees and reallocs count as foreign ones."""
     scope: str
     """Which allocator domains are served: "objects", "python" or "raw"."""
     on_exhausted: str
@@ -131,15 +87,16 @@ class Stats(_Record):
     histogram: Optional[Tuple[Tuple[int, int, int], ...]] = None
     """With ``install(histogram=True)``: ``(upper_bound, count, bytes)`` per
     power-of-two size class of the requests (malloc, calloc and realloc sizes;
-    class ``2**k`` holds sizes in ``(2**(k-1), 2**k]``), non-empty classes only."""
+    class ``2**k`` holds sizes in ``(2**(k-1), 2**k]``, class 1 the 1-byte requests,
+    class 0 the 0-byte requests), non-empty classes only."""
 
     @property
     def address_space(self) -> int:
         """Bytes of address space reserved: the small area (with the emergency
         reserve of on_exhausted="error"), then the large area."""
-        from bump_global._config import EMERGENCY_RESERVE
+        from bump_global import _core
 
-        return 2 * self.reserved + EMERGENCY_RESERVE
+        return 2 * self.reserved + _core.EMERGENCY_RESERVE
 
     def contains(self, address: int) -> bool:
         """True if `address` (e.g. ``id(obj)``) lies in the region (either area)."""

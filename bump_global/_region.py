@@ -114,7 +114,12 @@ def reserve_posix(size: int, incremental: bool = False,
         mapping = mmap_fn(-1, size, flags=flags, prot=0)  # PROT_NONE: not charged
     except OSError as exc:
         errors.append(exc)
-        raise ReserveError(exc.errno, "; ".join(str(e.strerror or e) for e in errors)) from exc
+        reasons = []
+        for error in errors:
+            reason = str(error.strerror or error)
+            if reason not in reasons:
+                reasons.append(reason)
+        raise ReserveError(exc.errno, "; ".join(reasons)) from exc
     return Reservation(address(mapping), size, 0, COMMIT_STEP, "mmap+mprotect", mapping)
 
 

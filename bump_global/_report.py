@@ -1,22 +1,41 @@
-"""The report: a compact table for people, a versioned dict for tools."""
+"""The report: a compact table for people, versioned dicts for tools.
+
+- ``bump_global.report_dict()``: one process, schema ``bump_global.report/1``.
+- ``bump-global run --json`` and ``BUMP_GLOBAL_JSON``: the whole program, schema
+  ``bump_global.report/2``: a ``processes`` list (one record per process that ran
+  under the allocator: the /1 fields plus pid, ppid, argv, role, exit) and a
+  ``total`` (README, "JSON report").
+"""
 
 from __future__ import annotations
 
 import platform
 import sys
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
-from bump_global._config import format_size
+from bump_global._config import default_size, format_size
 
 if TYPE_CHECKING:
     from bump_global import Memory, Stats
 
 SCHEMA = "bump_global.report/1"
+SESSION_SCHEMA = "bump_global.report/2"
 
-COUNTERS = ("allocations", "frees_ignored", "foreign_frees", "foreign_reallocs",
-            "reallocs_in_place", "reallocs_moved", "bytes_copied", "fallback_allocations",
-            "fallback_bytes", "failed_allocations", "large_allocations", "bytes_released",
-            "bytes_prefaulted", "frees_reclaimed", "bytes_reclaimed", "allocations_reused")
+#: With more processes than this, the text report shows one table (the root's)
+#: and a line per process.
+FULL_TABLES_UP_TO = 3
+
+
+def counter_names() -> Tuple[str, ...]:
+    """The counters of :class:`Stats`, in order (the fields after ``committed`` up to ``scope``)."""
+    from bump_global._records import Stats
+
+    fields = Stats._fields
+    return fields[fields.index("allocations"):fields.index("scope")]
+
+
+#: Figures that accumulate (a forked child's are what it did after the fork).
+_CUMULATIVE_REGION = ("used", "consumed")
 
 
 def _pct(part: int, whole: int) -> str:
@@ -36,53 +55,88 @@ def format_histogram(rows: Any) -> List[str]:
     return lines
 
 
+def region_full(counters: Dict[str, int]) -> bool:
+    """True once an allocation did not fit in the region (served elsewhere or refused)."""
+    return bool(counters.get("fallback_allocations") or counters.get("failed_allocations"))
+
+
+def _budget_note(size: int) -> str:
+    auto, why = default_size()
+    return f" (default: {why})" if size == auto else ""
+
+
 def format_report(stats: Optional[Stats], mem: Memory, wall_time: Optional[float]) -> str:
-    """The report as a few aligned lines (see the README: "Reading a report")."""
-    peak = format_size(mem.peak_rss) if mem.peak_rss is not None else "unknown"
-    process = [f"RSS {format_size(mem.rss)}", f"peak RSS {peak}"]
-    if wall_time is not None:
-        process.append(f"wall {wall_time:.3f} s")
-    if stats is None:
-        return "bump_global report: not installed\n" + _row("process", *process)
-    resident = format_size(mem.region_resident) if mem.region_resident is not None else "unknown"
+    """The report of one process as a few aligned lines (README: "Reading a report")."""
+    return format_record(record_dict(stats, mem, wall_time))
+
+
+def format_record(record: Dict[str, Any], title: str = "bump_global report") -> str:
+    """The text of one process's record (a /1 dict or a /2 process record)."""
+    proc = record["process"]
+    peak = format_size(proc["peak_rss"]) if proc["peak_rss"] is not None else "unknown"
+    process = [f"RSS {format_size(proc['rss'])}", f"peak RSS {peak}"]
+    if record.get("wall_time_s") is not None:
+        process.append(f"wall {record['wall_time_s']:.3f} s")
+    if not record["installed"]:
+        return f"{title}: not installed\n" + _row("process", *process)
+    config, region, c = record["config"], record["region"], record["counters"]
+    resident = format_size(region["resident"]) if region["resident"] is not None else "unknown"
     lines = [
-        f"bump_global report (scope {stats.scope}, on exhausted: {stats.on_exhausted}, "
-        f"gc: {stats.gc}{', huge pages' if stats.huge_pages else ''})",
-        _row("region", f"{format_size(stats.reserved)} reserved",
-             f"{format_size(stats.used)} used ({_pct(stats.used, stats.reserved)})",
+        f"{title} (scope {config['scope']}, on exhausted: {config['on_exhausted']}, "
+        f"gc: {config['gc']}{', huge pages' if config['huge_pages'] else ''})",
+        _row("region", f"{format_size(region['reserved'])} reserved"
+                       f"{_budget_note(region['reserved'])}",
+             f"{format_size(region['used'])} used ({_pct(region['used'], region['reserved'])})",
              f"{resident} resident"),
-        _row("blocks", f"{stats.allocations:,} allocations ({stats.large_allocations:,} large)",
-             f"{stats.frees_ignored:,} frees ignored"),
-        _row("reallocs", f"{stats.reallocs_in_place:,} in place",
-             f"{stats.reallocs_moved:,} moved ({format_size(stats.bytes_copied)} copied, "
-             f"{format_size(stats.bytes_released)} released)"),
-        _row("foreign", f"{stats.foreign_frees:,} frees",
-             f"{stats.foreign_reallocs:,} reallocs (blocks from before the install)"),
-        _row("full", f"{stats.fallback_allocations:,} fallbacks "
-             f"({format_size(stats.fallback_bytes)})",
-             f"{stats.failed_allocations:,} refused"),
-        _row("process", *process),
+        _row("blocks", f"{c['allocations']:,} allocations ({c['large_allocations']:,} large)",
+             f"{c['frees_ignored']:,} frees ignored"),
+        _row("reallocs", f"{c['reallocs_in_place']:,} in place",
+             f"{c['reallocs_moved']:,} moved ({format_size(c['bytes_copied'])} copied)",
+             f"{format_size(c['bytes_released'])} of freed large blocks released"),
+        _row("foreign", f"{c['foreign_frees']:,} frees",
+             f"{c['foreign_reallocs']:,} reallocs (blocks from before the install)"),
     ]
-    if stats.reclaim != "none":  # just after the "blocks" row
-        lines.insert(3, _row("reclaim", f"{stats.reclaim}: {stats.frees_reclaimed:,} frees "
-                                        f"gave back {format_size(stats.bytes_reclaimed)}",
-                             f"{stats.allocations_reused:,} allocations reused"))
-    if stats.bytes_prefaulted:
-        lines.insert(2, _row("prefault", f"{format_size(stats.bytes_prefaulted)} faulted in "
+    full = [f"{c['fallback_allocations']:,} fallbacks ({format_size(c['fallback_bytes'])})",
+            f"{c['failed_allocations']:,} refused"]
+    if "fallback_frees" in c:
+        full.append(f"{c['fallback_frees']:,} fallback blocks freed, "
+                    f"{c.get('fallback_reallocs', 0):,} reallocated")
+    if region_full(c):
+        lines.append(_row("full", "the region was full:", *full))
+    else:
+        lines.append(_row("full", *full))
+    lines.append(_row("process", *process))
+    if record.get("numpy") is not None:
+        from bump_global._numpy_hook import NumpyStats, format_numpy_line
+
+        lines.insert(3, format_numpy_line(NumpyStats(**record["numpy"])))
+    if config["reclaim"] != "none":  # just after the "blocks" row
+        lines.insert(3, _row("reclaim", f"{config['reclaim']}: {c['frees_reclaimed']:,} frees "
+                                        f"gave back {format_size(c['bytes_reclaimed'])}",
+                             f"{c['allocations_reused']:,} allocations reused"))
+    if c["bytes_prefaulted"]:
+        lines.insert(2, _row("prefault", f"{format_size(c['bytes_prefaulted'])} faulted in "
                                          "ahead by the helper thread"))
-    if stats.histogram is not None:
-        lines.extend(format_histogram(stats.histogram))
+    if record.get("histogram") is not None:
+        lines.extend(format_histogram([(h["upper_bound"], h["count"], h["bytes"])
+                                       for h in record["histogram"]]))
     return "\n".join(lines)
 
 
-def report_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float]) -> Dict[str, Any]:
-    """The report for tools; its layout is the schema documented in the README."""
+def _environment() -> Dict[str, Any]:
+    return {"python": platform.python_version(), "implementation": sys.implementation.name,
+            "platform": platform.platform()}
+
+
+def record_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float],
+                baseline: Optional[Sequence[Any]] = None) -> Dict[str, Any]:
+    """One process's figures: the fields of schema /1 after ``schema`` and the environment.
+
+    `baseline`: ``(stats tuple, histogram)`` taken at a fork, subtracted from the
+    cumulative figures so that a forked child reports what it did itself.
+    """
     result: Dict[str, Any] = {
-        "schema": SCHEMA,
         "installed": stats is not None,
-        "python": platform.python_version(),
-        "implementation": sys.implementation.name,
-        "platform": platform.platform(),
         "wall_time_s": wall_time,
         "config": None,
         "region": None,
@@ -90,17 +144,159 @@ def report_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float])
         "histogram": None,
         "process": {"rss": mem.rss, "peak_rss": mem.peak_rss},
     }
-    if stats is not None:
-        result["config"] = {"scope": stats.scope, "on_exhausted": stats.on_exhausted,
-                            "size": stats.reserved, "histogram": stats.histogram is not None,
-                            "prefault": stats.prefault, "huge_pages": stats.huge_pages,
-                            "gc": stats.gc, "reclaim": stats.reclaim}
-        result["region"] = {"base": stats.base, "reserved": stats.reserved,
-                            "address_space": stats.address_space, "used": stats.used,
-                            "consumed": stats.consumed, "committed": stats.committed,
-                            "resident": mem.region_resident}
-        result["counters"] = {name: getattr(stats, name) for name in COUNTERS}
-        if stats.histogram is not None:
-            result["histogram"] = [{"upper_bound": b, "count": c, "bytes": n}
-                                   for b, c, n in stats.histogram]
+    if stats is None:
+        return result
+    before: Dict[str, int] = {}
+    before_hist: Dict[int, Tuple[int, int]] = {}
+    if baseline is not None:
+        from bump_global._records import Stats as StatsType
+
+        fields = StatsType._fields
+        before = dict(zip(fields, baseline[0]))
+        before_hist = {b: (n, s) for b, n, s in baseline[1] or ()}
+    result["config"] = {"scope": stats.scope, "on_exhausted": stats.on_exhausted,
+                        "size": stats.reserved, "histogram": stats.histogram is not None,
+                        "prefault": stats.prefault, "huge_pages": stats.huge_pages,
+                        "gc": stats.gc, "reclaim": stats.reclaim}
+    counters = {name: getattr(stats, name) - before.get(name, 0) for name in counter_names()}
+    region = {"base": stats.base, "reserved": stats.reserved,
+              "address_space": stats.address_space, "used": stats.used,
+              "consumed": stats.consumed, "committed": stats.committed,
+              "resident": mem.region_resident}
+    for name in _CUMULATIVE_REGION:
+        region[name] -= before.get(name, 0)
+    result["region"] = region
+    result["counters"] = counters
+    import bump_global
+
+    if bump_global._numpy_enabled:
+        from bump_global._numpy_hook import numpy_stats
+
+        result["numpy"] = numpy_stats()._asdict()
+    if stats.histogram is not None:
+        rows = []
+        for b, n, s in stats.histogram:
+            n0, s0 = before_hist.get(b, (0, 0))
+            if n > n0:
+                rows.append({"upper_bound": b, "count": n - n0, "bytes": s - s0})
+        result["histogram"] = rows
     return result
+
+
+def report_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float]) -> Dict[str, Any]:
+    """One process's report for tools: schema /1, documented in the README."""
+    return {"schema": SCHEMA, **record_dict(stats, mem, wall_time), **_environment()}
+
+
+def snapshot_record(wall_time: float, pid: int, ppid: int, argv: List[str], role: str,
+                    exit: str, baseline: Optional[Sequence[Any]] = None) -> Dict[str, Any]:
+    """This process's record for a session report, its figures taken now."""
+    import bump_global
+
+    stats = bump_global.stats() if bump_global.is_installed() else None
+    mem = bump_global.memory()
+    record = {"pid": pid, "ppid": ppid, "argv": argv, "role": role, "exit": exit}
+    record.update(record_dict(stats, mem, wall_time, baseline))
+    if record["installed"]:
+        record["region"]["full"] = region_full(record["counters"])
+    return record
+
+
+def session_dict(records: List[Dict[str, Any]], missing: Sequence[Dict[str, Any]] = (),
+                 tree_peak: Optional[int] = None) -> Dict[str, Any]:
+    """The report of a whole program: schema /2 (README, "JSON report")."""
+    installed = [r for r in records if r["installed"]]
+    peaks = [r["process"]["peak_rss"] for r in records if r["process"]["peak_rss"] is not None]
+    total = {
+        "processes": len(records),
+        "used": sum(r["region"]["used"] for r in installed),
+        "allocations": sum(r["counters"]["allocations"] for r in installed),
+        "peak_rss_max": max(peaks) if peaks else None,
+        "peak_rss_sum": sum(peaks) if peaks else None,
+        "tree_peak_rss": _tree_peak(records) if len(records) == 1 else tree_peak,
+    }
+    return {"schema": SESSION_SCHEMA, **_environment(), "processes": records,
+            "missing": list(missing), "total": total}
+
+
+def _tree_peak(records: List[Dict[str, Any]]) -> Optional[int]:
+    """The tree's peak RSS without a timeline: with one process, its own peak;
+    with several, only samples of all of them over time can tell (None)."""
+    if len(records) == 1:
+        peak = records[0]["process"]["peak_rss"]
+        return int(peak) if peak is not None else None
+    return None
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _label(record: Dict[str, Any]) -> str:
+    role = {"root": "root", "fork": "forked", "spawn": "spawned"}.get(record["role"],
+                                                                     record["role"])
+    argv = " ".join(record.get("argv") or [])
+    if len(argv) > 60:
+        argv = argv[:57] + "..."
+    parent = "" if record["role"] == "root" else f", parent {record['ppid']}"
+    exit = "" if record["exit"] == "normal" else f", ended by {record['exit']}"
+    return f"process {record['pid']} ({role}{parent}{exit}): {argv}"
+
+
+def format_session(data: Dict[str, Any]) -> str:
+    """The text report of a whole program: one table with one process; labelled
+    tables, or a table and a line per process, with several; then the totals."""
+    records = data["processes"]
+    if len(records) == 1 and not data["missing"]:
+        return format_record(records[0])
+    lines = [f"bump_global report: {_plural(len(records), 'process', 'processes')}"]
+    if len(records) <= FULL_TABLES_UP_TO:
+        for record in records:
+            lines.append(format_record(record, title=_label(record)))
+    else:
+        lines.append(format_record(records[0], title=_label(records[0])))
+        lines.append(_row("processes", f"{'pid':>8} {'role':<6} {'parent':>8} {'used':>10} "
+                                       f"{'allocations':>12} {'peak RSS':>10}  argv"))
+        for record in records:
+            used = format_size(record["region"]["used"]) if record["installed"] else "-"
+            allocations = (f"{record['counters']['allocations']:,}" if record["installed"]
+                           else "-")
+            peak = record["process"]["peak_rss"]
+            argv = " ".join(record.get("argv") or [])[:40]
+            lines.append(_row("", f"{record['pid']:>8} {record['role']:<6} "
+                                  f"{record['ppid']:>8} {used:>10} {allocations:>12} "
+                                  f"{format_size(peak) if peak is not None else '-':>10}  "
+                                  f"{argv}"))
+    for gone in data["missing"]:
+        why = ("still running when the root ended" if gone.get("state") == "running"
+               else "ended without a record (killed?)")
+        lines.append(_row("missing", f"process {gone['pid']} (parent {gone['ppid']}) {why}: "
+                                     + " ".join(gone.get("argv") or [])[:60]))
+    total = data["total"]
+    peak_max = total["peak_rss_max"]
+    peak_sum = total["peak_rss_sum"]
+    lines.append(_row("total", _plural(total["processes"], "process", "processes"),
+                      f"{format_size(total['used'])} handed out",
+                      f"{total['allocations']:,} allocations",
+                      f"largest peak RSS {format_size(peak_max) if peak_max else '-'}",
+                      f"sum of peaks {format_size(peak_sum) if peak_sum else '-'}"))
+    return "\n".join(lines)
+
+
+def timeline_tree_peak(rows: Sequence[Tuple[Any, ...]]) -> Optional[int]:
+    """The largest sum of the processes' RSS over a merged timeline of rows
+    (pid, time_s, used, resident, rss): each process counts with its latest
+    sample from its first to its last one.  None without samples."""
+    if not rows:
+        return None
+    last_time: Dict[Any, float] = {}
+    for pid, t, *_ in rows:
+        last_time[pid] = max(t, last_time.get(pid, t))
+    current: Dict[Any, int] = {}
+    peak = 0
+    for pid, t, _, _, rss in sorted(rows, key=lambda row: row[1]):
+        current[pid] = rss
+        for other in [p for p in current if last_time[p] < t]:
+            del current[other]  # ended before this moment
+        peak = max(peak, sum(current.values()))
+    return peak

@@ -21,9 +21,9 @@ after s + interval / 2).  So two consecutive samples are at least half an
 interval apart, at most one sample falls in each slot of the grid, and missed
 ticks are skipped, never caught up.
 
-Files: CSV (``.csv``) or JSON lines, columns :data:`COLUMNS`; ``pid`` names the
-process that took the sample, so timelines of several processes can be merged
-(:func:`write_processes`, :func:`read_rows`).
+Files: CSV (``.csv``) or JSON lines, columns :data:`COLUMNS` then ``pid``, the
+process that took the sample: :func:`write_session_rows` writes the rows of
+several processes (bump_global/_session.py gathers them) into one file.
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ import sys
 import threading
 import time
 from array import array
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import bump_global
 
-#: Column names, in order, of the CSV header and of each JSON line.
-COLUMNS = ("time_s", "used_bytes", "region_resident_bytes", "rss_bytes", "pid")
+#: Column names of a sample, in order; a timeline file adds a last column, ``pid``.
+COLUMNS = ("time_s", "used_bytes", "region_resident_bytes", "rss_bytes")
 
 #: A sample of one process: (time_s, used, region_resident or None, rss).
 Sample = Tuple[float, int, Optional[int], int]
@@ -93,12 +93,27 @@ def native_unavailable() -> Optional[str]:
     return None
 
 
-# The native sampler is one per process: the Sampler that runs it, if any.
+# The native sampler is one per process: the Sampler that runs it, if any, and
+# the process it runs in (a forked child inherits the object, not the thread).
 _native_owner: Optional["Sampler"] = None
+_native_pid = 0
 _fork_hooks = False
 
 
+def _forget_inherited() -> None:
+    """In a forked child, before anything else touches the native sampler: the
+    thread did not follow (the C core stopped it); the inherited owner keeps
+    the samples copied from the parent, and this process may start its own.
+    Called by every user, so the order of the at-fork hooks does not matter."""
+    global _native_owner
+    owner = _native_owner
+    if owner is not None and _native_pid != os.getpid():
+        _native_owner = None
+        owner._columns = bump_global._load_core().sampler_samples()
+
+
 def _before_fork() -> None:
+    _forget_inherited()
     if _native_owner is not None:
         bump_global._load_core().sampler_pause()
 
@@ -106,15 +121,6 @@ def _before_fork() -> None:
 def _after_fork_parent() -> None:
     if _native_owner is not None:
         bump_global._load_core().sampler_resume()
-
-
-def _after_fork_child() -> None:
-    # The thread did not follow (the C core stopped it): the owner keeps the
-    # samples copied from the parent, and this process may start its own.
-    global _native_owner
-    owner, _native_owner = _native_owner, None
-    if owner is not None:
-        owner._columns = bump_global._load_core().sampler_samples()
 
 
 class Sampler:
@@ -218,11 +224,12 @@ class Sampler:
 
     def start(self, t0: Optional[float] = None) -> None:
         """Start sampling; times are seconds since `t0` (a time.perf_counter() value)."""
-        global _native_owner, _fork_hooks
+        global _native_owner, _native_pid, _fork_hooks
         self._t0 = time.perf_counter() if t0 is None else t0
         self.pid = os.getpid()
         if self.native:
             core = bump_global._load_core()
+            _forget_inherited()
             try:
                 if _native_owner is not None:
                     raise RuntimeError("the native sampler is busy (one per process)")
@@ -234,11 +241,11 @@ class Sampler:
                 self.why_not_native = f"the native sampler did not start: {exc}"
                 self._prepare_thread()
             else:
-                _native_owner = self
+                _native_owner, _native_pid = self, self.pid
                 if not _fork_hooks and hasattr(os, "register_at_fork"):
                     os.register_at_fork(before=_before_fork,
                                         after_in_parent=_after_fork_parent,
-                                        after_in_child=_after_fork_child)
+                                        after_in_child=_forget_inherited)
                     _fork_hooks = True
                 return
         assert self._thread is not None
@@ -248,6 +255,7 @@ class Sampler:
         """Stop sampling (the Python thread finishes the tick it is in)."""
         global _native_owner
         if self.native:
+            _forget_inherited()
             if _native_owner is self:
                 err = bump_global._load_core().sampler_stop()
                 if err:
@@ -262,6 +270,7 @@ class Sampler:
     def samples(self) -> List[Sample]:
         """The samples taken so far: (time_s, used, region_resident or None, rss)."""
         if self.native:
+            _forget_inherited()
             columns = self._columns
             if columns is None:
                 if _native_owner is not self:
@@ -289,7 +298,10 @@ class Sampler:
 
     def write(self, path: str) -> int:
         """Write the samples to `path`: CSV if it ends in .csv, else JSON lines."""
-        return write_processes(path, self.rows())
+        rows = self.rows()
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            write_session_rows(out.write, rows, csv=path.lower().endswith(".csv"))
+        return len(rows)
 
     def close(self) -> None:
         if self._statm >= 0:
@@ -297,51 +309,16 @@ class Sampler:
             self._statm = -1
 
 
-def write_rows(write: Callable[[str], Any], rows: Iterable[Row], csv: bool) -> None:
-    """Write timeline rows (pid, time_s, used, resident, rss) as CSV or JSON lines."""
+def write_session_rows(write: Callable[[str], Any], rows: List[Row], csv: bool) -> None:
+    """Write the samples of several processes, rows (pid, time_s, used, resident, rss),
+    in time order, with the pid as the last column."""
+    rows = sorted(rows, key=lambda row: row[1])
     if csv:
-        write(",".join(COLUMNS) + "\n")
+        write(",".join(COLUMNS) + ",pid\n")
         for pid, t, used, resident, rss in rows:
             write(f"{t:.6f},{used},{'' if resident is None else resident},{rss},{pid}\n")
         return
     for pid, t, used, resident, rss in rows:
-        record: Dict[str, Any] = dict(zip(COLUMNS, (round(t, 6), used, resident, rss, pid)))
+        record: Dict[str, Any] = dict(zip(COLUMNS, (round(t, 6), used, resident, rss)))
+        record["pid"] = pid
         write(json.dumps(record) + "\n")
-
-
-def write_processes(path: str, rows: Iterable[Row]) -> int:
-    """Write rows of one or several processes to one file, ordered by time then pid.
-
-    `rows` are (pid, time_s, used, resident or None, rss); times of different
-    processes compare when their samplers were started with the same t0 (e.g.
-    a child started with its parent's, inherited over fork).  CSV if `path`
-    ends in .csv, else JSON lines.  Returns the number of rows written.
-    """
-    ordered = sorted(rows, key=lambda row: (row[1], row[0]))
-    with open(path, "w", encoding="utf-8", newline="") as out:
-        write_rows(out.write, ordered, csv=path.lower().endswith(".csv"))
-    return len(ordered)
-
-
-def read_rows(path: str) -> List[Row]:
-    """The rows of a timeline file (CSV or JSON lines) as written by this module."""
-    rows: List[Row] = []
-    with open(path, encoding="utf-8", newline="") as src:
-        if path.lower().endswith(".csv"):
-            header = src.readline().rstrip("\r\n").split(",")
-            if tuple(header) != COLUMNS:
-                raise ValueError(f"{path}: not a timeline CSV file: its header is "
-                                 f"{','.join(header)!r}, expected {','.join(COLUMNS)!r}")
-            for line in src:
-                t, used, resident, rss, pid = line.rstrip("\r\n").split(",")
-                rows.append((int(pid), float(t), int(used),
-                             None if resident == "" else int(resident), int(rss)))
-            return rows
-        for number, line in enumerate(src, 1):
-            record = json.loads(line)
-            if not isinstance(record, dict) or set(record) != set(COLUMNS):
-                raise ValueError(f"{path}:{number}: not a timeline record: expected the "
-                                 f"keys {', '.join(COLUMNS)}")
-            rows.append((record["pid"], record["time_s"], record["used_bytes"],
-                         record["region_resident_bytes"], record["rss_bytes"]))
-    return rows

@@ -56,7 +56,7 @@ far (``"partial": true``): an interrupted run can still be rendered with
 into a temporary directory before the first round: its time is reading the
 file from the page cache plus ``json.loads``.
 
-``--micro`` adds the C microbenchmarks of ``bump_global._microbench`` (if that
+``--micro`` adds the C microbenchmarks of ``bump_global._testing`` (if that
 extension is built): ns per ``PyObject_Malloc``+``PyObject_Free`` pair and per
 allocation in batches, under every variant in fresh processes, and the cost of
 a first touch of fresh memory (4 KiB pages, and with ``MADV_HUGEPAGE``).
@@ -210,7 +210,7 @@ out, kwargs, spec = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]
 if kwargs is not None:
     import bump_global
     bump_global.install(**kwargs)
-from bump_global import _microbench as mb
+from bump_global import _testing as mb
 result = {}
 for name, fn, args in spec:
     result[name] = getattr(mb, fn)(*args)
@@ -233,7 +233,7 @@ try:
                         if isinstance(p.default, (str, int, float, bool))}
     info["ok"] = True
     try:
-        import bump_global._microbench
+        import bump_global._testing
         info["microbench"] = True
     except ImportError as exc:
         info["microbench"] = False
@@ -460,8 +460,11 @@ def child_workload_s(child: Dict[str, Any]) -> Optional[float]:
 
 
 def bump_counters(child: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """Engine counters from the runner's or the CLI's report_dict."""
-    report = child.get("report", child if "counters" in child else None)
+    """Engine counters from the runner's report_dict or the CLI's JSON report (its root)."""
+    report = child.get("report", child if ("counters" in child or "processes" in child)
+                       else None)
+    if report and report.get("processes"):
+        report = report["processes"][0]  # schema report/2: the root process
     if not report or not report.get("counters"):
         return None
     counters = dict(report["counters"])
@@ -864,7 +867,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes, 1 round, no warm-up: a smoke run")
     parser.add_argument("--micro", action="store_true",
-                        help="also run the C microbenchmarks (bump_global._microbench)")
+                        help="also run the C microbenchmarks (bump_global._testing)")
     parser.add_argument("--micro-runs", type=int, default=3, help="rounds of --micro")
     parser.add_argument("--json", dest="json_out", help="write everything here")
     parser.add_argument("--markdown", help="write the Markdown tables here")
@@ -963,7 +966,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 result["micro"] = run_micro(variants, opts.micro_runs, opts.quick, tmp,
                                             progress=not opts.quiet)
             else:
-                reason = ("bump_global._microbench is not built "
+                reason = ("bump_global._testing is not built "
                           f"({bump_info.get('microbench_error', 'unknown')})")
                 result["micro"] = {"skipped": reason}
                 print(f"bench: --micro skipped: {reason}", file=sys.stderr)

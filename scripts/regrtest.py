@@ -39,6 +39,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from bump_global._launch import child_environment
+
 VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 
 # A broad default: core types, text, numbers, containers, functional tools, the compiler,
@@ -263,11 +265,7 @@ def run_one(python: str, module: str, size: Optional[str], timeout: float,
             extra: Sequence[str], reclaim: str = "none") -> RunResult:
     with tempfile.TemporaryDirectory(prefix="bg-regrtest-") as tmp:
         xml = Path(tmp, "junit.xml")
-        env = dict(os.environ)
-        for name in list(env):
-            if name.startswith(("BUMP_GLOBAL", "PYTHONMALLOC", "PYTHONTRACEMALLOC")):
-                del env[name]
-        env["TMPDIR"] = tmp
+        env = child_environment(TMPDIR=tmp)
         cmd = [python, "-c", RUNNER.format(size=size, reclaim=reclaim), "--junit-xml", str(xml),
                *extra, module]
         start = time.monotonic()

@@ -155,7 +155,7 @@ for d, blocks in old.items():
     for p in blocks:
         ctypes.memset(p, 7, 300)
 import bump_global
-from bump_global import _core
+from bump_global import _testing
 bump_global.install("64M", on_exhausted="fallback")
 ok = True
 for d, (malloc, calloc, realloc, free) in funcs.items():
@@ -169,7 +169,7 @@ for d, (malloc, calloc, realloc, free) in funcs.items():
     ok &= q is not None
 for domain in range(3):
     for size, new, interleave in ((100, 10000, 0), (10000, 100, 1), (3 << 20, 6 << 20, 1)):
-        ok &= _core.probe_realloc(domain, size, new, interleave)[2]
+        ok &= _testing.probe_realloc(domain, size, new, interleave)[2]
 data = {str(i): [i, str(i) * 3] for i in range(20000)}
 def work():
     for i in range(2000):

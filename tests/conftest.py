@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -10,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from typing import Callable, Optional
 
 import pytest
+
+from bump_global._launch import child_environment
 
 Runner = Callable[..., subprocess.CompletedProcess]
 
@@ -24,11 +25,7 @@ def run_python(
     check: bool = True,
 ) -> subprocess.CompletedProcess:
     """Run `code` in a fresh interpreter; with `check`, fail on a non-zero exit."""
-    full_env = dict(os.environ)
-    for name in list(full_env):
-        if name.startswith(("BUMP_GLOBAL", "PYTHONMALLOC", "PYTHONTRACEMALLOC", "PYTHONDEVMODE")):
-            del full_env[name]
-    full_env.update(env or {})
+    full_env = child_environment(**(env or {}))
     proc = subprocess.run(
         [sys.executable, *python_args, "-c", textwrap.dedent(code), *args],
         capture_output=True,

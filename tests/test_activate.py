@@ -19,6 +19,8 @@ from typing import Dict, List
 import pytest
 
 from bump_global import _activate
+from bump_global._config import default_size
+from bump_global._launch import child_environment
 
 PTH = "bump_global_activate.pth"
 REPO_PTH = Path(__file__).resolve().parents[1] / PTH
@@ -33,10 +35,7 @@ PROGRAM = """
 
 def clean_env(**extra: str) -> Dict[str, str]:
     """os.environ without the variables that change how bump_global starts, plus `extra`."""
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("BUMP_GLOBAL", "PYTHONTRACEMALLOC", "PYTHONMALLOC"))}
-    env.update(extra)
-    return env
+    return child_environment(**extra)
 
 
 def stderr_lines(proc: subprocess.CompletedProcess) -> List[str]:
@@ -62,8 +61,12 @@ def test_pth_file_is_installed_in_site_packages() -> None:
     assert any(f.name == PTH and len(f.parts) == 1 for f in dist.files or ()), (
         f"{PTH} is not recorded as part of the installed bump_global"
     )
-    # Read after the editable install's own .pth, which makes bump_global importable.
-    assert sorted([PTH, "__editable__.bump_global-0.1.0.pth"])[-1] == PTH
+    # site.py reads the .pth files in sorted order: ours must come after the editable
+    # install's own, which makes bump_global importable.
+    names = sorted(os.listdir(path.parent))
+    editable = [n for n in names if n.startswith("__editable__") and "bump_global" in n
+                and n.endswith(".pth")]
+    assert all(names.index(name) < names.index(PTH) for name in editable), names
     if REPO_PTH.is_file():  # running from the source tree: the install is up to date
         assert path.read_text() == REPO_PTH.read_text(), (
             f"{path} differs from {REPO_PTH}: reinstall (pip install -e .)"
@@ -79,7 +82,7 @@ def test_activates_with_defaults(py, value: str) -> None:
         s = bump_global.stats()
         print(json.dumps([bump_global.is_installed(), s.reserved, s.scope, s.on_exhausted]))
     """, env={"BUMP_GLOBAL": value})
-    assert json.loads(out.stdout) == [True, 16 << 30, "python", "fallback"]
+    assert json.loads(out.stdout) == [True, default_size()[0], "python", "fallback"]
     assert out.stderr == ""
 
 

@@ -65,10 +65,10 @@ def test_realloc_keeps_contents(py, domain, size, new_size, interleave):
     index = DOMAINS.index(domain)
     out = py(f"""
 import bump_global, json
-from bump_global import _core
+from bump_global import _testing
 bump_global.install("256M")
 s0 = bump_global.stats()
-p, q, kept = _core.probe_realloc({index}, {size}, {new_size}, {interleave})
+p, q, kept = _testing.probe_realloc({index}, {size}, {new_size}, {interleave})
 s1 = bump_global.stats()
 print(json.dumps([p == q, kept, s0.contains(q),
                   s1.reallocs_in_place - s0.reallocs_in_place,

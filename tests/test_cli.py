@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ from typing import Dict, Optional, Sequence
 
 import pytest
 
+from bump_global._launch import child_environment
 from bump_global.cli import Target, split_run_args
 
 SHOW = """\
@@ -23,11 +23,7 @@ print(json.dumps({"argv": sys.argv, "path0": sys.path[0], "name": __name__,
 
 
 def _env() -> Dict[str, str]:
-    env = dict(os.environ)
-    for name in list(env):
-        if name.startswith(("BUMP_GLOBAL", "PYTHONMALLOC", "PYTHONTRACEMALLOC", "PYTHONDEVMODE")):
-            del env[name]
-    return env
+    return child_environment()
 
 
 def python(*args: str, cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
@@ -195,13 +191,18 @@ def test_report_and_json_in_every_exit_path(tmp_path: Path, code: str, status: i
     if status == 1:  # the report comes after the traceback
         assert ours.stderr.index("ValueError: bad") < ours.stderr.index("bump_global report")
     data = json.loads(out.read_text())
-    assert data["schema"] == "bump_global.report/1"
-    assert data["installed"] is True
-    assert data["wall_time_s"] >= 0
-    assert data["config"]["scope"] == "python"
-    assert data["region"]["used"] > 0
-    for key in ("counters", "process", "histogram", "python", "platform"):
+    assert data["schema"] == "bump_global.report/2"
+    for key in ("python", "platform", "processes", "total"):
         assert key in data
+    (root,) = data["processes"]
+    assert (root["role"], root["exit"]) == ("root", "normal") and root["pid"] > 0
+    assert root["installed"] is True
+    assert root["wall_time_s"] >= 0
+    assert root["config"]["scope"] == "python"
+    assert root["region"]["used"] > 0 and root["region"]["full"] is False
+    for key in ("counters", "process", "histogram"):
+        assert key in root
+    assert data["total"]["used"] == root["region"]["used"]
 
 
 def test_run_options_reach_install(tmp_path: Path) -> None:
@@ -211,7 +212,7 @@ def test_run_options_reach_install(tmp_path: Path) -> None:
                "--reclaim", "classes", "--json", str(out),
                "-c", "x = [str(i) for i in range(1000)]")
     assert ours.returncode == 0, ours.stderr
-    data = json.loads(out.read_text())
+    (data,) = json.loads(out.read_text())["processes"]
     assert data["config"] == {"scope": "objects", "on_exhausted": "error",
                               "size": 64 << 20, "histogram": True, "prefault": False,
                               "huge_pages": False, "gc": "off", "reclaim": "classes"}
@@ -237,7 +238,7 @@ def test_timeline_csv_grows_with_the_workload(tmp_path: Path) -> None:
     with out.open() as src:
         reader = csv.DictReader(src)
         assert reader.fieldnames == ["time_s", "used_bytes", "region_resident_bytes",
-                                     "rss_bytes"]
+                                     "rss_bytes", "pid"]
         rows = list(reader)
     assert len(rows) >= 10
     times = [float(r["time_s"]) for r in rows]
@@ -255,7 +256,8 @@ def test_timeline_json_lines(tmp_path: Path) -> None:
     assert ours.returncode == 4
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) >= 5
-    assert set(records[0]) == {"time_s", "used_bytes", "region_resident_bytes", "rss_bytes"}
+    assert set(records[0]) == {"time_s", "used_bytes", "region_resident_bytes", "rss_bytes",
+                               "pid"}
 
 
 # ---------------------------------------------------------------------- bad input
@@ -321,7 +323,8 @@ def test_compare_is_wired() -> None:
 
 
 INFO_KEYS = ["bump_global", "platform", "python", "implementation", "build", "pythonmalloc",
-             "page_size", "transparent_hugepages", "overcommit_memory", "max_region",
+             "page_size", "memory", "default_size", "transparent_hugepages",
+             "overcommit_memory", "max_region",
              "jemalloc", "mimalloc"]
 
 

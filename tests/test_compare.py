@@ -7,7 +7,6 @@ children), so most tests call it in-process.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import os
 import re
@@ -275,8 +274,6 @@ def test_plot_without_matplotlib(
     assert "pip install 'bump_global[plot]'" in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.skipif(importlib.util.find_spec("bump_global.cli") is None,
-                    reason="bump_global.cli does not exist yet")
 def test_through_the_cli(tmp_path: Path) -> None:
     script = write_script(tmp_path, "data = [(i, i) for i in range(10000)]\n")
     env = _compare.child_environment()

@@ -2,7 +2,7 @@
 "classes" (size classes with free lists), against the default "none".
 
 Each test installs in a subprocess.  The block-level probes run malloc, free
-and malloc again in one C call (_core.probe_reuse), so nothing else is
+and malloc again in one C call (_testing.probe_reuse), so nothing else is
 allocated in between.
 """
 
@@ -16,12 +16,12 @@ RAW, MEM, OBJ = 0, 1, 2
 PROBE = """
 import json, sys
 import bump_global
-from bump_global import _core
+from bump_global import _testing
 bump_global.install("1G", reclaim=sys.argv[1])
 cases = json.loads(sys.argv[2])
 out = []
 for domain, size, use_calloc in cases:
-    p, q, zeroed = _core.probe_reuse(domain, size, use_calloc)
+    p, q, zeroed = _testing.probe_reuse(domain, size, use_calloc)
     out.append([p == q, zeroed])
 print(json.dumps(out))
 """
@@ -58,13 +58,13 @@ def test_classes_realloc_keeps_contents_and_picks_the_right_block(py):
     out = json.loads(py("""
         import json
         import bump_global
-        from bump_global import _core
+        from bump_global import _testing
         bump_global.install("1G", reclaim="classes")
         rows = []
         for domain in (1, 2):
             for size, new in ((100, 600), (600, 100), (500, 480), (30000, 40000),
                               (40000, 100), (100, 100000), (100000, 300), (0, 17)):
-                p, q, kept = _core.probe_realloc(domain, size, new, 0)
+                p, q, kept = _testing.probe_realloc(domain, size, new, 0)
                 rows.append([size, new, p == q, kept])
         print(json.dumps(rows))
     """).stdout)
@@ -118,10 +118,10 @@ def test_last_rolls_back_only_the_most_recent_block(py):
     out = json.loads(py("""
         import json
         import bump_global
-        from bump_global import _core
+        from bump_global import _testing
         bump_global.install("1G", reclaim="last")
         s0 = bump_global.stats()
-        a, b, _ = _core.probe_reuse(2, 64, False)  # freed while the most recent: reused
+        a, b, _ = _testing.probe_reuse(2, 64, False)  # freed while the most recent: reused
         s1 = bump_global.stats()
         # x is allocated after `first`, so freeing `first` gives nothing back.
         first = bytes(40)

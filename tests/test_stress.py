@@ -547,10 +547,10 @@ def test_moved_realloc_copies_without_overlapping_memcpy(domain):
     # copy must use memmove, or stop at the new block (the old block ends below it).
     proc = run_python(f"""
         import bump_global
-        from bump_global import _core
+        from bump_global import _testing
         bump_global.install("256M")
         for size, new_size in ((100, 10000), (4000, 100000), (16, 3 << 20)):
-            p, q, kept = _core.probe_realloc({domain}, size, new_size, True)
+            p, q, kept = _testing.probe_realloc({domain}, size, new_size, True)
             assert kept and p != q
         print("ok")
     """, env={"LD_PRELOAD": _libasan(),

@@ -5,6 +5,7 @@ Everything that installs the allocator or samples for a while runs in a subproce
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -13,17 +14,38 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from conftest import run_python
 
 from bump_global import _timeline
-from bump_global._timeline import COLUMNS, Sampler, read_rows, write_processes
+from bump_global._timeline import COLUMNS, Sampler, write_session_rows
 
 NATIVE = _timeline.native_unavailable() is None
 needs_native = pytest.mark.skipif(not NATIVE, reason="no native sampler on this platform")
 MODES = [pytest.param(True, id="native", marks=needs_native), pytest.param(False, id="python")]
+
+Row = Tuple[int, float, int, Optional[int], int]
+
+
+def read_timeline(path: Path) -> List[Row]:
+    """(pid, time_s, used, resident, rss) rows of a timeline file, CSV or JSON lines."""
+    rows: List[Row] = []
+    if path.suffix == ".csv":
+        with path.open(newline="") as src:
+            reader = csv.reader(src)
+            assert next(reader) == [*COLUMNS, "pid"]
+            for t, used, resident, rss, pid in reader:
+                rows.append((int(pid), float(t), int(used),
+                             None if resident == "" else int(resident), int(rss)))
+        return rows
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        assert list(record) == [*COLUMNS, "pid"]
+        rows.append((record["pid"], record["time_s"], record["used_bytes"],
+                     record["region_resident_bytes"], record["rss_bytes"]))
+    return rows
 
 # Pasted into subprocesses: a json.loads that holds the GIL for about `seconds`
 # (sized from a small run), and a Python thread that notes when it can run.
@@ -183,7 +205,7 @@ def test_fork_child_samples_its_own_process_and_parent_keeps_sampling(
     code = f"""
     import json, os, sys, time
     import bump_global
-    from bump_global._timeline import Sampler, write_processes
+    from bump_global._timeline import Sampler, write_session_rows
     sampler = Sampler(5, native={native})
     bump_global.install("1G")
     t0 = time.perf_counter()
@@ -209,7 +231,9 @@ def test_fork_child_samples_its_own_process_and_parent_keeps_sampling(
     sampler.stop()
     with open(sys.argv[1]) as src:
         child = json.load(src)
-    write_processes(sys.argv[2], sampler.rows() + [tuple(r) for r in child["rows"]])
+    with open(sys.argv[2], "w", newline="") as out:
+        write_session_rows(out.write, sampler.rows() + [tuple(r) for r in child["rows"]],
+                           csv=True)
     print(json.dumps({{"status": status, "fork_at": fork_at, "pid": os.getpid(),
                       "child_pid": pid, "inherited_ok": child["inherited_ok"]}}))
     """
@@ -220,7 +244,7 @@ def test_fork_child_samples_its_own_process_and_parent_keeps_sampling(
     proc = run_python(code, python_args=args, args=[str(tmp_path / "child.json"), str(merged)])
     out = json.loads(proc.stdout)
     assert out["status"] == 0 and out["inherited_ok"]
-    rows = read_rows(str(merged))
+    rows = read_timeline(merged)
     parent = [r for r in rows if r[0] == out["pid"]]
     child = [r for r in rows if r[0] == out["child_pid"]]
     assert [r[1] for r in rows] == sorted(r[1] for r in rows)
@@ -234,28 +258,20 @@ def test_fork_child_samples_its_own_process_and_parent_keeps_sampling(
 
 
 def test_timeline_files_have_pid_as_last_column(tmp_path: Path) -> None:
-    rows = [(41, 0.5, 2048, None, 4096), (7, 0.25, 1024, 512, 8192),
-            (41, 0.25, 1536, 1024, 4096)]
-    csv_path, json_path = str(tmp_path / "t.csv"), str(tmp_path / "t.jsonl")
-    assert write_processes(csv_path, rows) == 3
-    assert write_processes(json_path, rows) == 3
-    lines = Path(csv_path).read_text().splitlines()
-    assert lines == ["time_s,used_bytes,region_resident_bytes,rss_bytes,pid",
-                     "0.250000,1024,512,8192,7", "0.250000,1536,1024,4096,41",
-                     "0.500000,2048,,4096,41"]
-    records = [json.loads(line) for line in Path(json_path).read_text().splitlines()]
+    rows: List[Row] = [(41, 0.5, 2048, None, 4096), (7, 0.25, 1024, 512, 8192),
+                       (41, 0.125, 1536, 1024, 4096)]
+    csv_path, json_path = tmp_path / "t.csv", tmp_path / "t.jsonl"
+    for path in (csv_path, json_path):
+        with path.open("w", newline="") as out:
+            write_session_rows(out.write, rows, csv=path.suffix == ".csv")
+    assert csv_path.read_text().splitlines() == [
+        "time_s,used_bytes,region_resident_bytes,rss_bytes,pid",
+        "0.125000,1536,1024,4096,41", "0.250000,1024,512,8192,7", "0.500000,2048,,4096,41"]
+    records = [json.loads(line) for line in json_path.read_text().splitlines()]
     assert records[2] == {"time_s": 0.5, "used_bytes": 2048, "region_resident_bytes": None,
                           "rss_bytes": 4096, "pid": 41}
-    assert list(records[0]) == list(COLUMNS)
-    expected = sorted(rows, key=lambda r: (r[1], r[0]))
-    assert read_rows(csv_path) == expected == read_rows(json_path)
-
-
-def test_read_rows_refuses_a_file_without_the_pid_column(tmp_path: Path) -> None:
-    old = tmp_path / "old.csv"
-    old.write_text("time_s,used_bytes,region_resident_bytes,rss_bytes\n0.1,1,2,3\n")
-    with pytest.raises(ValueError, match="expected 'time_s,used_bytes,"):
-        read_rows(str(old))
+    expected = sorted(rows, key=lambda r: r[1])
+    assert read_timeline(csv_path) == expected == read_timeline(json_path)
 
 
 def test_cli_timeline_rows_carry_the_targets_pid(tmp_path: Path) -> None:
@@ -264,10 +280,46 @@ def test_cli_timeline_rows_carry_the_targets_pid(tmp_path: Path) -> None:
         "import sys; from bump_global.cli import main; sys.exit(main())",
         args=["run", "--sample", "5", "--timeline", str(out), "-c",
               "import os, time; print(os.getpid()); time.sleep(0.1)"])
-    rows = read_rows(str(out))
+    rows = read_timeline(out)
     assert len(rows) >= 10
     assert {r[0] for r in rows} == {int(proc.stdout)}
     assert all(r[2] > 0 and r[3] is not None and r[4] > 0 for r in rows)
+
+
+FORKING_TARGET = """
+import os, sys, time
+time.sleep(0.1)
+fork_at = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    time.sleep(0.05)
+    data = b"x" * (96 << 20)  # written: resident in the child only
+    time.sleep(0.1)
+    os._exit(0)
+os.waitpid(pid, 0)
+time.sleep(0.1)
+print(os.getpid(), pid)
+"""
+
+
+def test_cli_timeline_holds_a_forked_childs_own_samples(tmp_path: Path) -> None:
+    out = tmp_path / "t.jsonl"
+    proc = run_python(
+        "import sys; from bump_global.cli import main; sys.exit(main())",
+        python_args=["-W", "error::DeprecationWarning"] if NATIVE else [],
+        args=["run", "--sample", "5", "--timeline", str(out), "-c", FORKING_TARGET])
+    assert "DeprecationWarning" not in proc.stderr
+    parent_pid, child_pid = map(int, proc.stdout.split())
+    rows = read_timeline(out)
+    assert [r[1] for r in rows] == sorted(r[1] for r in rows)
+    parent = [r for r in rows if r[0] == parent_pid]
+    child = [r for r in rows if r[0] == child_pid]
+    assert len(parent) + len(child) == len(rows)
+    assert len(child) >= 10 and len(parent) >= 40
+    assert max(r[4] for r in child) - child[0][4] >= 80 << 20  # the child's own RSS
+    assert max(r[4] for r in parent) - parent[0][4] < 80 << 20
+    # the parent kept sampling after the fork
+    assert max(r[1] for r in parent) > max(r[1] for r in child) + 0.05
 
 
 def test_sampler_rejects_bad_intervals() -> None:

@@ -2,8 +2,8 @@
  * bump_global/core/sampler.c -- the native timeline sampler of
  * `bump-global run --sample MS --timeline FILE` (bump_global/_timeline.py).
  *
- * Included into _core.c (one translation unit) just before core_methods[],
- * whose entries it adds through SAMPLER_METHODS.  It reads the allocator's
+ * Included into _core.c (one translation unit) just before core/module.c,
+ * whose method table takes its entries through SAMPLER_METHODS.  It reads the allocator's
  * static state (region, gil_arena, raw_arena, large, classes, class_arena,
  * class_map) and never writes it.
  *
@@ -25,10 +25,10 @@
  * at most by what is allocated while it reads (well under a microsecond).  If
  * no two agree, the last pass is used, with what a half-seen chunk change
  * could make negative clamped (top > end counts as 0; used is never more than
- * what was consumed, nor below 0).  Not taking raw_lock
- * means the sampler can never slow a RAW allocation, and cannot be caught
- * holding it by fork() (atfork_prepare takes raw_lock around fork; region_used
- * is therefore not called from here at all).
+ * what was consumed, nor below 0).  Not taking raw_lock means the sampler
+ * can never slow a RAW allocation, and cannot be caught holding it by fork()
+ * (atfork_prepare takes raw_lock around fork): region_used (stats.c) is
+ * therefore not called from here at all.
  *
  * Ticks.  Deadlines are absolute, on the grid t0 + n * interval (t0 given at
  * start).  The first sample is taken at once; after a sample taken at time s,
@@ -47,8 +47,8 @@
  * "At least one interval apart" cannot hold together with absolute deadlines:
  * two on-time ticks are interval + (wake-up delay difference) apart.
  *
- * Storage.  Samples (32 bytes) go to memory mapped from the OS, never from
- * Python's allocators (a sample must not change what it measures): chunk k
+ * Storage.  Samples (32 bytes) go to memory mapped from the OS (prim_os_alloc),
+ * never from Python's allocators (a sample must not change what it measures): chunk k
  * holds SAMPLER_CHUNK0 << k samples and is mapped when first needed, so a
  * chunk never moves and readers need no lock.  The thread publishes a sample
  * by a release store of `count`; readers (with the GIL) load it with acquire.
@@ -56,8 +56,8 @@
  * errno).
  *
  * Cost per sample: two passes over ~10 words (~570 with reclaim="classes"),
- * one pread of /proc/self/statm, and mincore over the used parts of the
- * region: one byte per page, in calls of 4096 pages; it grows with the bytes
+ * one pread of /proc/self/statm, and mincore (prim_resident) over the used
+ * parts of the region: one byte per page, in calls of 4096 pages; it grows with the bytes
  * used (about 0.2 ms per GiB used, docs/cli.md), on the sampler's thread.
  *
  * Fork.  The thread does not survive fork().  _timeline.py registers
@@ -73,7 +73,8 @@
  * with the GIL released (a thread waiting for the GIL while holding ctl
  * could otherwise deadlock with one holding the GIL and waiting for ctl).
  *
- * Only Linux has it (it needs pthreads, CLOCK_MONOTONIC and statm); elsewhere
+ * Only Linux has it (it needs pthreads, a CLOCK_MONOTONIC condition variable
+ * and statm; hence the one platform #if outside prim_*.c); elsewhere
  * sampler_check() says why and _timeline.py uses its Python thread.
  */
 
@@ -194,31 +195,13 @@ sampler_used(used_view_t *view)
     return unused_bytes < consumed ? consumed - unused_bytes : 0;
 }
 
-/* Resident bytes of [addr, addr + length), -1 if mincore fails.  Its vector
- * is on the thread's stack. */
+/* Resident bytes of [addr, addr + length) (prim_resident: mincore, its
+ * vector on this thread's stack), -1 if unknown. */
 static int64_t
-sampler_mincore(uintptr_t addr, uintptr_t length)
+sampler_resident(uintptr_t addr, uintptr_t length)
 {
-    unsigned char vec[4096];
-    uintptr_t page = region.page;
-    uintptr_t start = addr & ~(page - 1);
-    uintptr_t stop = addr + length;
-    uint64_t pages = 0;
-    while (start < stop) {
-        uintptr_t span = page * sizeof(vec);
-        if (span > stop - start) {
-            span = stop - start;
-        }
-        if (mincore((void *)start, (size_t)span, vec) != 0) {
-            return -1;
-        }
-        size_t count = (size_t)((span + page - 1) / page);
-        for (size_t i = 0; i < count; i++) {
-            pages += vec[i] & 1;
-        }
-        start += span;
-    }
-    return (int64_t)(pages * page);
+    uint64_t bytes = 0;
+    return prim_resident(addr, length, &bytes) == 1 ? (int64_t)bytes : -1;
 }
 
 /* RSS in bytes from the statm descriptor ("size resident shared ..." in
@@ -259,12 +242,10 @@ sampler_slot(uint64_t i, int map)
     }
     sample_t *chunk = __atomic_load_n(&sampler.chunk[k], __ATOMIC_ACQUIRE);
     if (chunk == NULL && map) {
-        void *m = mmap(NULL, (size_t)((SAMPLER_CHUNK0 << k) * sizeof(sample_t)),
-                       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED) {
+        chunk = prim_os_alloc((size_t)((SAMPLER_CHUNK0 << k) * sizeof(sample_t)));
+        if (chunk == NULL) {
             return NULL;
         }
-        chunk = m;
         __atomic_store_n(&sampler.chunk[k], chunk, __ATOMIC_RELEASE);
     }
     if (chunk == NULL) {
@@ -280,8 +261,8 @@ sampler_take(sample_t *s, int64_t now)
     if (__atomic_load_n(&region.installed, __ATOMIC_ACQUIRE)) {
         used_view_t v;
         s->used = (int64_t)sampler_used(&v);
-        int64_t small = sampler_mincore(region.base, (uintptr_t)(v.cursor - region.base));
-        int64_t big = sampler_mincore(region.end, (uintptr_t)(v.large_top - region.end));
+        int64_t small = sampler_resident(region.base, (uintptr_t)(v.cursor - region.base));
+        int64_t big = sampler_resident(region.end, (uintptr_t)(v.large_top - region.end));
         s->resident = small < 0 || big < 0 ? -1 : small + big;
     }
     else {

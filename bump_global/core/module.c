@@ -1,0 +1,85 @@
+/*
+ * core/module.c -- the module bump_global._core: its functions and constants.
+ * The test probes and the microbenchmarks are in bump_global._testing.
+ */
+
+static PyMethodDef core_methods[] = {
+    SAMPLER_METHODS
+    {"install", core_install, METH_VARARGS,
+     "install(mapping, base, size, committed, commit_step, scope, on_exhausted, histogram,\n"
+     "        prefault, huge_pages, gc_policy, reclaim)\n"
+     "Install the hooks over a reserved region (see bump_global.install)."},
+    {"config", core_config, METH_NOARGS,
+     "config() -> (base, size, scope, on_exhausted, histogram, prefault, huge_pages,\n"
+     "gc_policy, reclaim) or None."},
+    {"stats", core_stats, METH_NOARGS,
+     "stats() -> tuple of counters (see bump_global.stats) or None."},
+    {"buffer_address", core_buffer_address, METH_O,
+     "buffer_address(obj) -> address of obj's buffer (e.g. an mmap object)."},
+    {"prefault_stop", core_prefault_stop, METH_NOARGS,
+     "prefault_stop(): stop the prefault thread until it is next needed."},
+    {"sample", core_sample, METH_NOARGS,
+     "sample() -> (used, resident): bytes handed out and resident bytes of the region."},
+    {"histogram", core_histogram, METH_NOARGS,
+     "histogram() -> ((upper_bound, count, bytes), ...) or None if off."},
+    {"report_guard", core_report_guard, METH_O,
+     "report_guard(on) -> the previous state.  While on, an allocation the region cannot\n"
+     "serve goes to the previous allocator whatever on_exhausted says (for reports)."},
+    {"region_resident", core_region_resident, METH_NOARGS,
+     "region_resident() -> resident bytes of the used parts of the region, or None."},
+    {NULL, NULL, 0, NULL}
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT, "bump_global._core",
+    "The allocator hooks of bump_global (use the bump_global package).",
+    -1, core_methods, NULL, NULL, NULL, NULL
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    PyObject *m = PyModule_Create(&core_module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(m, "ALIGNMENT", (long)ALIGNMENT) < 0 ||
+        PyModule_AddIntConstant(m, "MIN_SIZE", (long)GIL_CHUNK) < 0 ||
+        PyModule_AddIntConstant(m, "EMERGENCY_RESERVE", (long)EMERGENCY_RESERVE) < 0 ||
+#ifdef Py_GIL_DISABLED
+        PyModule_AddIntConstant(m, "FREE_THREADED", 1) < 0
+#else
+        PyModule_AddIntConstant(m, "FREE_THREADED", 0) < 0
+#endif
+    ) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    /* The names of stats()'s fields, in its order. */
+    static const char *const names[] = {
+#define NAME(name) #name,
+        STATS_SIZES(NAME) COUNTERS(NAME)
+#undef NAME
+    };
+    Py_ssize_t count = (Py_ssize_t)(sizeof(names) / sizeof(names[0]));
+    PyObject *fields = PyTuple_New(count);
+    if (fields == NULL) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *name = PyUnicode_InternFromString(names[i]);
+        if (name == NULL) {
+            Py_DECREF(fields);
+            Py_DECREF(m);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(fields, i, name);
+    }
+    if (PyModule_AddObject(m, "STATS_FIELDS", fields) < 0) {
+        Py_DECREF(fields);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

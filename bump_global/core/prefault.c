@@ -1,0 +1,174 @@
+/*
+ * core/prefault.c -- the prefault thread and transparent huge pages.
+ *
+ * On a machine where a page fault costs microseconds, a bump allocator that
+ * never reuses memory pays one per 4 KiB handed out.  With `prefault`, a
+ * helper thread faults pages in ahead of each area's top (prim_populate), on
+ * the other core, off the critical path.  It starts only once PREFAULT_START
+ * bytes were taken, so small programs pay nothing, and it stays at most
+ * `ahead` bytes (1/16 of what was taken, 2 to 8 MiB) in front of the top.  It
+ * never writes data.  With `huge_pages`, the region is madvised MADV_HUGEPAGE
+ * (transparent huge pages in "madvise" mode) at the same moment: a fault then
+ * maps 2 MiB, and RSS grows in 2 MiB steps, which only a program past
+ * PREFAULT_START can afford.
+ *
+ * The cold paths that move an area's top (a new chunk, a large block, a large
+ * block grown in place) call area_grew(), which does both.  Linux only
+ * (PRIM_HAVE_PREFAULT); elsewhere `prefault` stays disabled.
+ */
+#define PREFAULT_START ((uintptr_t)32 << 20)
+#define PREFAULT_STEP ((uintptr_t)2 << 20)
+/* The window ahead: taken / 16, 2 to 8 MiB.  It only needs to cover the time
+ * the thread takes to wake up and populate a step: a wider one bought no
+ * speed and cost up to twice its size in peak RSS (one window per area):
+ * 64 MiB windows put the tuples workload at 797 MiB peak, 8 MiB at 685, for
+ * pymalloc's 663, at the same wall time (docs/benchmarks.md, "Prefault
+ * window": 7 paired rounds against a build with the old window). */
+#define PREFAULT_AHEAD_DIV 16
+#define PREFAULT_AHEAD_MIN ((uintptr_t)2 << 20)
+#define PREFAULT_AHEAD_MAX ((uintptr_t)8 << 20)
+
+typedef struct {
+    uintptr_t want;   /* atomic: fault in up to here */
+    uintptr_t floor;  /* atomic: never below here (the top when asked) */
+    uintptr_t done;   /* atomic: faulted in up to here; written by the thread */
+} prefault_range_t;
+
+static struct {
+    int enabled;
+    int running;        /* the thread exists in this process (under `lock`) */
+    uintptr_t stop;     /* atomic: asks the thread to exit (before os.fork) */
+    int use_madvise;    /* MADV_POPULATE_WRITE works (the thread's own) */
+    prefault_range_t area[2];  /* 0: small area, 1: large area */
+    uint64_t bytes;     /* atomic */
+    prim_thread_t thread;
+    prim_lock_t lock;
+    prim_cond_t wake;
+} prefault = {0, 0, 0, 1, {{0, 0, 0}, {0, 0, 0}}, 0, 0, PRIM_LOCK_INIT, PRIM_COND_INIT};
+
+static void
+prefault_range(uintptr_t lo, uintptr_t hi)
+{
+    lo &= ~(region.page - 1);
+    hi = ROUND_UP(hi, region.page);
+    prim_populate(lo, hi, &prefault.use_madvise);
+    ATOMIC_ADD(&prefault.bytes, hi - lo);
+}
+
+static void *
+prefault_main(void *unused)
+{
+    (void)unused;
+    while (!ATOMIC_LOAD(&prefault.stop)) {
+        int worked = 0;
+        for (int i = 0; i < 2; i++) {
+            prefault_range_t *r = &prefault.area[i];
+            uintptr_t from = ATOMIC_LOAD(&r->done);
+            uintptr_t floor = ATOMIC_LOAD(&r->floor);
+            uintptr_t want = ATOMIC_LOAD(&r->want);
+            from = from > floor ? from : floor;
+            if (from >= want) {
+                ATOMIC_STORE(&r->done, from);  /* nothing left below `want` */
+            }
+            else {
+                uintptr_t stop = want - from > PREFAULT_STEP ? from + PREFAULT_STEP : want;
+                prefault_range(from, stop);
+                ATOMIC_STORE(&r->done, stop);
+                worked = 1;
+            }
+        }
+        if (!worked) {
+            LOCK(prefault.lock);
+            while (!ATOMIC_LOAD(&prefault.stop) &&
+                   ATOMIC_LOAD(&prefault.area[0].done) >= ATOMIC_LOAD(&prefault.area[0].want) &&
+                   ATOMIC_LOAD(&prefault.area[1].done) >= ATOMIC_LOAD(&prefault.area[1].want)) {
+                prim_cond_wait(&prefault.wake, &prefault.lock);
+            }
+            UNLOCK(prefault.lock);
+        }
+    }
+    return NULL;
+}
+
+/* Huge pages: 2 MiB per fault instead of 4 KiB, once (the first caller wins). */
+static void
+huge_pages_apply(void)
+{
+    uintptr_t off = 0;
+    if (region.huge_pages && ATOMIC_CAS(&region.huge_applied, off, 1)) {
+        prim_huge_pages(region.base, region.large_end - region.base);
+    }
+}
+
+/* Ask the thread to fault area `which` (0 small, 1 large) in ahead of `top`,
+ * starting it if needed; `taken` is the budget charged so far. */
+static void
+prefault_ask(int which, uintptr_t top, uintptr_t taken)
+{
+    uintptr_t ahead = taken / PREFAULT_AHEAD_DIV;
+    ahead = ahead < PREFAULT_AHEAD_MIN ? PREFAULT_AHEAD_MIN
+          : ahead > PREFAULT_AHEAD_MAX ? PREFAULT_AHEAD_MAX : ahead;
+    uintptr_t limit = ATOMIC_LOAD(which ? &region.large_committed : &region.committed);
+    uintptr_t want = top + ahead < limit ? top + ahead : limit;
+    prefault_range_t *r = &prefault.area[which];
+    /* Both arenas ask for the small area: keep the highest top and want. */
+    uintptr_t seen = ATOMIC_LOAD(&r->floor);
+    while (seen < top && !ATOMIC_CAS(&r->floor, seen, top)) {
+    }
+    seen = ATOMIC_LOAD(&r->want);
+    while (seen < want && !ATOMIC_CAS(&r->want, seen, want)) {
+    }
+    if (ATOMIC_LOAD(&r->done) >= want) {
+        return;
+    }
+    LOCK(prefault.lock);
+    if (!prefault.running) {
+        ATOMIC_STORE(&prefault.stop, 0);
+        prefault.running = prim_thread_start(&prefault.thread, prefault_main, 64 << 10);
+        if (!prefault.running) {
+            prefault.enabled = 0;  /* no thread, no prefaulting: nothing breaks */
+        }
+    }
+    prim_cond_signal(&prefault.wake);
+    UNLOCK(prefault.lock);
+}
+
+/* Area `which` now reaches `top`: past PREFAULT_START, apply huge pages (if
+ * asked) and ask the thread to fault ahead (if enabled).  Cold paths only:
+ * once per chunk (1 MiB) or large block. */
+static void
+area_grew(int which, uintptr_t top)
+{
+    uintptr_t taken = ATOMIC_LOAD(&region.charged);
+    if (taken < PREFAULT_START) {
+        return;
+    }
+    huge_pages_apply();
+    if (prefault.enabled) {
+        prefault_ask(which, top, taken);
+    }
+}
+
+/* Stop the prefault thread and wait for it (it restarts when next needed).
+ * bump_global registers this with os.register_at_fork(before=...): CPython
+ * warns about fork() in a multi-threaded process, and ours would count. */
+static PyObject *
+core_prefault_stop(PyObject *self, PyObject *unused)
+{
+    LOCK(prefault.lock);
+    int running = prefault.running;
+    if (running) {
+        ATOMIC_STORE(&prefault.stop, 1);
+        prim_cond_signal(&prefault.wake);
+    }
+    UNLOCK(prefault.lock);
+    if (running) {
+        Py_BEGIN_ALLOW_THREADS
+        prim_thread_join(prefault.thread);
+        Py_END_ALLOW_THREADS
+        LOCK(prefault.lock);
+        prefault.running = 0;
+        UNLOCK(prefault.lock);
+    }
+    Py_RETURN_NONE;
+}

@@ -1,0 +1,192 @@
+/*
+ * core/prim_posix.c -- the OS primitives on POSIX systems (Linux, macOS, BSD).
+ * With prim_windows.c, the only place with platform #ifs.  The engine calls:
+ *   prim_page_size()               the OS page size
+ *   prim_commit(addr, len)         make reserved pages readable and writable
+ *   prim_release_pages(addr, len)  give pages back (their contents are lost;
+ *                                  they read as zero if touched again)
+ *   prim_resident(addr, len, out)  resident bytes (mincore); 0: not known here
+ *   prim_huge_pages(addr, len)     ask for transparent huge pages
+ *   prim_populate(lo, hi)          fault pages in (prefault thread only)
+ *   prim_os_alloc / prim_os_free   memory straight from the OS (never from
+ *                                  Python's allocators, which we replace)
+ *   locks, a condition variable, a thread, and fork handlers.
+ * PRIM_HAVE_PREFAULT says whether prefaulting is offered here (Linux).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#if defined(__linux__)
+#  define PRIM_HAVE_PREFAULT 1
+#  ifndef MADV_POPULATE_WRITE
+#    define MADV_POPULATE_WRITE 23
+#  endif
+#else
+#  define PRIM_HAVE_PREFAULT 0
+#endif
+
+/* ---- locks, condition variables, threads, fork ---------------------------- */
+
+typedef pthread_mutex_t prim_lock_t;
+typedef pthread_cond_t prim_cond_t;
+typedef pthread_t prim_thread_t;
+#define PRIM_LOCK_INIT PTHREAD_MUTEX_INITIALIZER
+#define PRIM_COND_INIT PTHREAD_COND_INITIALIZER
+#define LOCK(l) pthread_mutex_lock(&(l))
+#define UNLOCK(l) pthread_mutex_unlock(&(l))
+
+static void
+prim_lock_reinit(prim_lock_t *l)
+{
+    pthread_mutex_init(l, NULL);
+}
+
+static void
+prim_cond_reinit(prim_cond_t *c)
+{
+    pthread_cond_init(c, NULL);
+}
+
+static void
+prim_cond_wait(prim_cond_t *c, prim_lock_t *l)
+{
+    pthread_cond_wait(c, l);
+}
+
+static void
+prim_cond_signal(prim_cond_t *c)
+{
+    pthread_cond_signal(c);
+}
+
+/* Start fn on a thread with a small stack.  1 on success. */
+static int
+prim_thread_start(prim_thread_t *t, void *(*fn)(void *), size_t stack)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, stack);
+    int ok = pthread_create(t, &attr, fn, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    return ok;
+}
+
+static void
+prim_thread_join(prim_thread_t t)
+{
+    pthread_join(t, NULL);
+}
+
+/* Run prepare/parent/child around fork().  0 on success. */
+static int
+prim_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    return pthread_atfork(prepare, parent, child);
+}
+
+/* ---- memory ---------------------------------------------------------------- */
+
+static uintptr_t
+prim_page_size(void)
+{
+    return (uintptr_t)sysconf(_SC_PAGESIZE);
+}
+
+/* 1 on success, 0 if the OS refuses. */
+static int
+prim_commit(uintptr_t addr, uintptr_t len)
+{
+    return mprotect((void *)addr, (size_t)len, PROT_READ | PROT_WRITE) == 0;
+}
+
+/* Whole pages only (the caller rounds).  1 if given back. */
+static int
+prim_release_pages(uintptr_t addr, uintptr_t len)
+{
+#ifdef MADV_DONTNEED
+    return madvise((void *)addr, (size_t)len, MADV_DONTNEED) == 0;
+#else
+    (void)addr;
+    (void)len;
+    return 0;
+#endif
+}
+
+/* Resident bytes of [addr, addr + len) into *out: 1 if known, 0 where the OS
+ * cannot tell, -1 with errno set on failure.  Its vector is on the stack: no
+ * allocation, no shared state. */
+static int
+prim_resident(uintptr_t addr, uintptr_t len, uint64_t *out)
+{
+#if defined(__linux__) || defined(__APPLE__) || defined(__FreeBSD__)
+    unsigned char vec[4096];
+    uintptr_t page = region.page;
+    uintptr_t start = addr & ~(page - 1);
+    uintptr_t stop = addr + len;
+    uint64_t pages = 0;
+    while (start < stop) {
+        uintptr_t span = page * sizeof(vec);
+        if (span > stop - start) {
+            span = stop - start;
+        }
+        if (mincore((void *)start, (size_t)span, (void *)vec) != 0) {
+            return -1;
+        }
+        size_t count = (size_t)((span + page - 1) / page);
+        for (size_t i = 0; i < count; i++) {
+            pages += vec[i] & 1;
+        }
+        start += span;
+    }
+    *out = pages * (uint64_t)page;
+    return 1;
+#else
+    (void)addr;
+    (void)len;
+    (void)out;
+    return 0;
+#endif
+}
+
+static void
+prim_huge_pages(uintptr_t addr, uintptr_t len)
+{
+#ifdef MADV_HUGEPAGE
+    madvise((void *)addr, (size_t)len, MADV_HUGEPAGE);
+#else
+    (void)addr;
+    (void)len;
+#endif
+}
+
+/* Fault [lo, hi) in (page aligned), writing nothing: MADV_POPULATE_WRITE, or
+ * an atomic no-op write per page where the kernel lacks it (before Linux
+ * 5.14), which is safe even if another thread writes the same bytes. */
+static void
+prim_populate(uintptr_t lo, uintptr_t hi, int *use_madvise)
+{
+#if defined(__linux__)
+    if (*use_madvise && madvise((void *)lo, (size_t)(hi - lo), MADV_POPULATE_WRITE) == 0) {
+        return;
+    }
+#endif
+    *use_madvise = 0;
+    for (uintptr_t p = lo; p < hi; p += region.page) {
+        __atomic_fetch_or((char *)p, 0, __ATOMIC_RELAXED);
+    }
+}
+/* len bytes of zeroed memory from the OS, or NULL. */
+static void *
+prim_os_alloc(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void
+prim_os_free(void *p, size_t len)
+{
+    munmap(p, len);
+}

@@ -1,0 +1,135 @@
+/*
+ * core/prim_windows.c -- the OS primitives on Windows (see prim_posix.c for
+ * the list and their contracts).  No prefaulting (PRIM_HAVE_PREFAULT is 0),
+ * no page release, residency unknown: those report nothing.
+ */
+#include <windows.h>
+
+#define PRIM_HAVE_PREFAULT 0
+
+typedef SRWLOCK prim_lock_t;
+typedef CONDITION_VARIABLE prim_cond_t;
+typedef HANDLE prim_thread_t;
+#define PRIM_LOCK_INIT SRWLOCK_INIT
+#define PRIM_COND_INIT CONDITION_VARIABLE_INIT
+#define LOCK(l) AcquireSRWLockExclusive(&(l))
+#define UNLOCK(l) ReleaseSRWLockExclusive(&(l))
+
+static void
+prim_lock_reinit(prim_lock_t *l)
+{
+    InitializeSRWLock(l);
+}
+
+static void
+prim_cond_reinit(prim_cond_t *c)
+{
+    InitializeConditionVariable(c);
+}
+
+static void
+prim_cond_wait(prim_cond_t *c, prim_lock_t *l)
+{
+    SleepConditionVariableSRW(c, l, INFINITE, 0);
+}
+
+static void
+prim_cond_signal(prim_cond_t *c)
+{
+    WakeConditionVariable(c);
+}
+
+static void *(*prim_thread_fn)(void *);
+
+static DWORD WINAPI
+prim_thread_entry(LPVOID unused)
+{
+    (void)unused;
+    prim_thread_fn(NULL);
+    return 0;
+}
+
+static int
+prim_thread_start(prim_thread_t *t, void *(*fn)(void *), size_t stack)
+{
+    prim_thread_fn = fn;
+    *t = CreateThread(NULL, stack, prim_thread_entry, NULL, 0, NULL);
+    return *t != NULL;
+}
+
+static void
+prim_thread_join(prim_thread_t t)
+{
+    WaitForSingleObject(t, INFINITE);
+    CloseHandle(t);
+}
+
+/* No fork on Windows. */
+static int
+prim_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    (void)prepare;
+    (void)parent;
+    (void)child;
+    return 0;
+}
+
+static uintptr_t
+prim_page_size(void)
+{
+    SYSTEM_INFO info;
+    GetSystemInfo(&info);
+    return (uintptr_t)info.dwPageSize;
+}
+
+static int
+prim_commit(uintptr_t addr, uintptr_t len)
+{
+    return VirtualAlloc((LPVOID)addr, (SIZE_T)len, MEM_COMMIT, PAGE_READWRITE) != NULL;
+}
+
+static int
+prim_release_pages(uintptr_t addr, uintptr_t len)
+{
+    (void)addr;
+    (void)len;
+    return 0;
+}
+
+static int
+prim_resident(uintptr_t addr, uintptr_t len, uint64_t *out)
+{
+    (void)addr;
+    (void)len;
+    (void)out;
+    return 0;
+}
+
+static void
+prim_huge_pages(uintptr_t addr, uintptr_t len)
+{
+    (void)addr;
+    (void)len;
+}
+
+static void
+prim_populate(uintptr_t lo, uintptr_t hi, int *use_madvise)
+{
+    (void)use_madvise;
+    for (uintptr_t p = lo; p < hi; p += region.page) {
+        InterlockedOr8((volatile char *)p, 0);
+    }
+}
+
+static void *
+prim_os_alloc(size_t len)
+{
+    return VirtualAlloc(NULL, (SIZE_T)len, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+}
+
+static void
+prim_os_free(void *p, size_t len)
+{
+    (void)len;
+    VirtualFree(p, 0, MEM_RELEASE);
+}

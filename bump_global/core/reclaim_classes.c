@@ -1,0 +1,277 @@
+/*
+ * core/reclaim_classes.c -- reclaim="classes" (MEM/OBJ only), the slab
+ * pattern, as pymalloc's pools: requests up to CLASS_MAX bytes are rounded to
+ * one of NCLASSES - 1 size classes; each class bumps through pages of
+ * CLASS_PAGE bytes that hold only its blocks and keeps a free list threaded
+ * through its free blocks' first word.  A block's class comes from its
+ * address: class_map has one byte per CLASS_PAGE of the small area (0: not a
+ * class page), so there are no headers.  Larger requests take the default
+ * paths (hooks.c); a freed large block is rolled back if it is the last, else
+ * its whole pages go back to the OS.  Class pages come fresh from the cursor,
+ * so a bumped class block is zero; calloc clears only blocks taken from a
+ * free list.  Under the GIL.
+ */
+
+#define CLASS_SHIFT 16
+#define CLASS_PAGE ((uintptr_t)1 << CLASS_SHIFT)  /* a class page: 64 KiB, aligned */
+#define CLASS_SMALL_MAX 512   /* classes 1..32: steps of 16 bytes (the fast case) */
+#define CLASS_MAX 32768       /* classes 33..56: four per doubling, 640 to 32 KiB */
+#define NCLASSES 57           /* class 0 means "not a class page" in class_map */
+
+/* Per class, its counters live on its own line: a pop or a push touches one
+ * cache line and adds one counter (stats() sums them). */
+typedef struct {
+    void *free;       /* free blocks, linked through their first word */
+    uintptr_t top;    /* next block of the current page */
+    uintptr_t end;    /* end of the current page */
+    size_t size;      /* block size of the class */
+    uint64_t pushes;  /* frees put on the free list */
+    uint64_t pops;    /* allocations served from it; pushes - pops are on it */
+} class_t;
+
+static class_t classes[NCLASSES];
+static unsigned char *class_map;  /* one byte per CLASS_PAGE of the small area */
+static arena_t class_arena;       /* takes chunks from the cursor for class pages */
+
+/* The class of a request of n <= CLASS_MAX bytes. */
+ALWAYS_INLINE unsigned
+class_of(size_t n)
+{
+    if (likely(n <= CLASS_SMALL_MAX)) {
+        return n == 0 ? 1 : (unsigned)((n + (ALIGNMENT - 1)) >> 4);
+    }
+    unsigned octave = 63 - (unsigned)CLZ64(n - 1);
+    return 33 + (octave - 9) * 4 + (unsigned)(((n - 1) >> (octave - 2)) & 3);
+}
+
+static void
+classes_init(void)
+{
+    for (unsigned k = 1; k < NCLASSES; k++) {
+        if (k <= 32) {
+            classes[k].size = (size_t)k << 4;
+        }
+        else {
+            unsigned octave = 9 + (k - 33) / 4, quarter = (k - 33) % 4;
+            classes[k].size = ((size_t)1 << octave) + ((size_t)(quarter + 1) << (octave - 2));
+        }
+    }
+}
+
+/* Give class k a new page, carved CLASS_PAGE-aligned (relative to the base)
+ * from class_arena, and bump its first block.  NULL when the region is full. */
+static NOINLINE void *
+class_new_page(unsigned k)
+{
+    arena_t *a = &class_arena;
+    class_t *c = &classes[k];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        uintptr_t page = region.base + ROUND_UP(a->top - region.base, CLASS_PAGE);
+        if (a->end != 0 && page >= a->top && page <= a->end &&
+            a->end - page >= CLASS_PAGE) {
+            a->waste += (page - a->top) + (c->end - c->top);
+            a->top = page + CLASS_PAGE;
+            class_map[(page - region.base) >> CLASS_SHIFT] = (unsigned char)k;
+            c->top = page + c->size;
+            c->end = page + CLASS_PAGE;
+            ASSERT(IS_ALIGNED(page) && page + CLASS_PAGE <= region.end);
+            gil_arena.c.allocations++;
+            return (void *)page;
+        }
+        /* Enough for an aligned page wherever the chunk starts. */
+        if (!arena_refill(a, 2 * CLASS_PAGE, GIL_CHUNK, 0)) {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+/* A block of class c: from its free list, else bumped from its page; NULL
+ * when the page is used up.  *reused says which (calloc must clear a reused
+ * block; where the caller ignores it, the compiler drops it). */
+ALWAYS_INLINE void *
+class_take(class_t *c, int *reused)
+{
+    void *b = c->free;
+    *reused = b != NULL;
+    if (likely(b != NULL)) {
+        c->free = *(void **)b;
+        c->pops++;
+        return b;
+    }
+    uintptr_t top = c->top;
+    if (likely(c->size <= c->end - top)) {
+        c->top = top + c->size;
+        gil_arena.c.allocations++;
+        return (void *)top;
+    }
+    return NULL;
+}
+
+/* A block of n <= CLASS_MAX bytes, from a new page if need be. */
+ALWAYS_INLINE void *
+class_alloc(size_t n, int *reused)
+{
+    unsigned k = class_of(n);
+    void *p = class_take(&classes[k], reused);
+    return likely(p != NULL) ? p : class_new_page(k);
+}
+
+/* The class of a small-area block (0: not in a class page), or -1 when p is
+ * outside the small area. */
+ALWAYS_INLINE int
+class_of_block(uintptr_t p)
+{
+    uintptr_t off = p - region.base;
+    if (likely(off < region.end - region.base)) {
+        return class_map[off >> CLASS_SHIFT];
+    }
+    return -1;
+}
+
+ALWAYS_INLINE void
+class_push(unsigned k, void *p)
+{
+    class_t *c = &classes[k];
+    ASSERT(k > 0 && k < NCLASSES && IS_ALIGNED(p));
+    *(void **)p = c->free;
+    c->free = p;
+    c->pushes++;
+}
+
+/* Classes past CLASS_SMALL_MAX, new pages, sizes beyond the classes. */
+static NOINLINE void *
+malloc_classes_cold(const domain_t *d, size_t n)
+{
+    if (n <= CLASS_MAX) {
+        int reused;
+        void *p = class_alloc(n, &reused);
+        return likely(p != NULL) ? p : exhausted(d, n, 1, 0);
+    }
+    return hook_malloc(d, n);
+}
+
+/* The fast case, as hook_malloc's: hits return, misses tail-call. */
+ALWAYS_INLINE void *
+hook_malloc_classes(const domain_t *d, size_t n)
+{
+    if (likely(n <= CLASS_SMALL_MAX)) {
+        int reused;
+        void *p = class_take(&classes[n == 0 ? 1 : (n + (ALIGNMENT - 1)) >> 4], &reused);
+        if (likely(p != NULL)) {
+            return p;
+        }
+    }
+    return malloc_classes_cold(d, n);
+}
+
+ALWAYS_INLINE void *
+hook_calloc_classes(const domain_t *d, size_t nelem, size_t elsize)
+{
+    size_t n;
+    if (mul_overflows(nelem, elsize, &n)) {
+        return NULL;
+    }
+    if (n <= CLASS_MAX) {
+        int reused;
+        void *p = class_alloc(n, &reused);
+        if (unlikely(p == NULL)) {
+            return exhausted(d, nelem, elsize, 1);
+        }
+        if (reused) {
+            memset(p, 0, n);  /* a bumped block is fresh memory, already zero */
+        }
+        return p;
+    }
+    return hook_calloc(d, nelem, elsize);
+}
+
+/* A large block freed: rolled back if it is the last, else its pages go
+ * back to the OS; foreign pointers and NULL as usual. */
+static NOINLINE void
+free_classes_cold(const domain_t *d, void *p)
+{
+    uintptr_t addr = (uintptr_t)p;
+    if (in_large_area(addr)) {
+        free_large(d->arena, addr);
+        return;
+    }
+    free_foreign(d, p);
+}
+
+ALWAYS_INLINE void
+hook_free_classes(const domain_t *d, void *p)
+{
+    int k = class_of_block((uintptr_t)p);
+    if (likely(k > 0)) {
+        class_push((unsigned)k, p);
+        return;
+    }
+    if (k == 0) {
+        d->arena->c.frees_ignored++;  /* a general block of the small area */
+        return;
+    }
+    free_classes_cold(d, p);
+}
+
+static NOINLINE void *
+hook_realloc_classes(const domain_t *d, void *p, size_t n)
+{
+    if (p == NULL) {
+        return hook_malloc_classes(d, n);
+    }
+    int k = class_of_block((uintptr_t)p);
+    if (k <= 0) {
+        return hook_realloc(d, p, n);  /* general, large or foreign */
+    }
+    size_t size = classes[k].size;
+    /* Stay put when it fits and would not waste a quarter (pymalloc's rule). */
+    if (n <= size && 4 * n > 3 * size) {
+        return p;
+    }
+    void *q = hook_malloc_classes(d, n);
+    if (q == NULL) {
+        return NULL;  /* the old block stays valid */
+    }
+    size_t copy = n < size ? n : size;
+    memcpy(q, p, copy);
+    class_push((unsigned)k, p);
+    d->arena->c.reallocs_moved++;
+    d->arena->c.bytes_copied += copy;
+    return q;
+}
+
+/* Bytes of the class pages not holding live blocks: free lists and the
+ * unbumped tails of the current pages; adds the classes' counters to *sum
+ * if given.  Under the GIL. */
+static uint64_t
+classes_unused(counters_t *sum)
+{
+    uint64_t unused_bytes = 0;
+    if (class_map == NULL) {
+        return 0;
+    }
+    for (unsigned k = 1; k < NCLASSES; k++) {
+        const class_t *c = &classes[k];
+        unused_bytes += (c->end - c->top) + (c->pushes - c->pops) * c->size;
+        if (sum != NULL) {
+            sum->frees_reclaimed += c->pushes;
+            sum->bytes_reclaimed += c->pushes * c->size;
+            sum->allocations_reused += c->pops;
+        }
+    }
+    return unused_bytes + class_arena.waste + (class_arena.end - class_arena.top);
+}
+
+#define DEFINE_CLASSES_HOOKS(name, dom)                                        \
+    static void *name##_malloc_classes(void *ctx, size_t n)                    \
+    { (void)ctx; return hook_malloc_classes(&dom, n); }                        \
+    static void *name##_calloc_classes(void *ctx, size_t nelem, size_t elsize) \
+    { (void)ctx; return hook_calloc_classes(&dom, nelem, elsize); }            \
+    static void *name##_realloc_classes(void *ctx, void *p, size_t n)          \
+    { (void)ctx; return hook_realloc_classes(&dom, p, n); }                    \
+    static void name##_free_classes(void *ctx, void *p)                        \
+    { (void)ctx; hook_free_classes(&dom, p); }
+
+DEFINE_CLASSES_HOOKS(mem, mem_dom)
+DEFINE_CLASSES_HOOKS(obj, obj_dom)

@@ -1,0 +1,278 @@
+"""Reports of whole programs: several processes, os._exit, the CLI beside BUMP_GLOBAL=1.
+
+Every program runs in a fresh interpreter (the allocator cannot be uninstalled).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+from bump_global import _report
+from bump_global._config import default_size, memory_limit
+from bump_global._launch import child_environment
+
+WORKERS = """\
+import multiprocessing as mp, os, sys
+
+def work(n):
+    keep = [str(i) * 3 for i in range(n)]
+    return len(keep)
+
+if __name__ == "__main__":
+    for method in sys.argv[1].split(","):
+        ctx = mp.get_context(method)
+        with ctx.Pool(2) as pool:
+            print(method, sum(pool.map(work, [20000, 40000], chunksize=1)))
+    child = mp.get_context("fork").Process(target=work, args=(10000,))
+    child.start()
+    child.join()
+    print("child", child.exitcode)
+"""
+
+
+clean_env = child_environment
+
+
+def run(args: List[str], cwd: Path, env: Optional[Dict[str, str]] = None,
+        timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env or clean_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Path:
+    path = tmp_path / "workers.py"
+    path.write_text(WORKERS)
+    return path
+
+
+def check_totals(data: dict) -> None:
+    records = data["processes"]
+    total = data["total"]
+    assert total["processes"] == len(records)
+    assert total["used"] == sum(r["region"]["used"] for r in records)
+    assert total["allocations"] == sum(r["counters"]["allocations"] for r in records)
+    assert total["peak_rss_max"] == max(r["process"]["peak_rss"] for r in records)
+    assert total["peak_rss_sum"] == sum(r["process"]["peak_rss"] for r in records)
+
+
+@pytest.mark.parametrize("how", ["cli", "env"])
+def test_every_worker_is_a_labelled_record_with_its_own_figures(
+        tmp_path: Path, workers: Path, how: str) -> None:
+    out = tmp_path / "report.json"
+    plain = run([str(workers), "fork,spawn"], tmp_path)
+    if how == "cli":
+        ours = run(["-m", "bump_global", "run", "--report", "--json", str(out), str(workers),
+                    "fork,spawn"], tmp_path)
+    else:
+        ours = run([str(workers), "fork,spawn"], tmp_path,
+                   clean_env(BUMP_GLOBAL="1", BUMP_GLOBAL_REPORT="1",
+                             BUMP_GLOBAL_JSON=str(out)))
+    assert (ours.returncode, ours.stdout) == (plain.returncode, plain.stdout), ours.stderr
+    data = json.loads(out.read_text())
+    assert data["schema"] == "bump_global.report/2"
+    records = data["processes"]
+    roles = [r["role"] for r in records]
+    # the root, two fork workers, two spawn workers, the forked Process
+    assert roles[0] == "root" and roles.count("fork") == 3 and roles.count("spawn") == 2, roles
+    root = records[0]
+    for child in records[1:]:
+        assert child["ppid"] == root["pid"]
+        assert child["installed"] and child["argv"]
+        # Each worker built its own strings: its figures are its own, not its parent's.
+        assert child["counters"]["allocations"] > 10000
+        assert child["process"]["peak_rss"] > 0
+    forked = [r for r in records if r["role"] == "fork"]
+    assert any(r["exit"] == "os._exit" for r in forked)  # multiprocessing ends them so
+    check_totals(data)
+    # The text report: one report (not one per process), every process labelled, totals.
+    assert ours.stderr.count("bump_global report") == 1
+    for record in records:
+        assert f"{record['pid']}" in ours.stderr
+    assert "total" in ours.stderr and f"{len(records)} processes" in ours.stderr
+
+
+def test_forkserver_workers_are_reported(tmp_path: Path, workers: Path) -> None:
+    out = tmp_path / "report.json"
+    ours = run(["-m", "bump_global", "run", "--json", str(out), str(workers), "forkserver"],
+               tmp_path)
+    assert ours.returncode == 0, ours.stderr
+    records = json.loads(out.read_text())["processes"]
+    # The fork server itself is spawned; its workers are forked from it.
+    servers = {r["ppid"] for r in records if r["role"] == "fork"} - {records[0]["pid"]}
+    assert len([r for r in records if r["ppid"] in servers]) == 2, records
+
+
+@pytest.mark.parametrize("how", ["cli", "env"])
+def test_a_program_ending_with_os_exit_is_reported(tmp_path: Path, how: str) -> None:
+    code = "import os; keep = [str(i) for i in range(30000)]; print('bye', flush=True); os._exit(7)"
+    out = tmp_path / "r.json"
+    if how == "cli":
+        ours = run(["-m", "bump_global", "run", "--report", "--json", str(out), "-c", code],
+                   tmp_path)
+    else:
+        ours = run(["-c", code], tmp_path, clean_env(BUMP_GLOBAL="1", BUMP_GLOBAL_REPORT="1",
+                                                     BUMP_GLOBAL_JSON=str(out)))
+    assert (ours.returncode, ours.stdout) == (7, "bye\n")
+    assert ours.stderr.count("bump_global report") == 1
+    (root,) = json.loads(out.read_text())["processes"]
+    assert root["exit"] == "os._exit" and root["counters"]["allocations"] >= 30000
+
+
+KEEP_TUPLES = "keep = [(i, i + 1) for i in range(200000)]\n"
+
+
+def test_the_cli_and_the_environment_report_the_same_frees(tmp_path: Path) -> None:
+    """The CLI does not count the teardown of the target's namespace (python does
+    not tear __main__ down before exit either)."""
+    script = tmp_path / "keep.py"
+    script.write_text(KEEP_TUPLES)
+    cli_json, env_json = tmp_path / "cli.json", tmp_path / "env.json"
+    assert run(["-m", "bump_global", "run", "--json", str(cli_json), str(script)],
+               tmp_path).returncode == 0
+    assert run([str(script)], tmp_path, clean_env(BUMP_GLOBAL="1",
+                                                   BUMP_GLOBAL_JSON=str(env_json))
+               ).returncode == 0
+    (by_cli,) = json.loads(cli_json.read_text())["processes"]
+    (by_env,) = json.loads(env_json.read_text())["processes"]
+    frees = by_cli["counters"]["frees_ignored"], by_env["counters"]["frees_ignored"]
+    # 600,000 blocks are kept alive (200,000 tuples and 400,000 ints): a teardown of
+    # the namespace before the report would free them all.
+    assert max(frees) < 100000, frees
+    assert abs(frees[0] - frees[1]) < 20000, frees
+
+
+def test_cli_options_win_over_an_exported_bump_global(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    env = clean_env(BUMP_GLOBAL="1", BUMP_GLOBAL_REPORT="1", BUMP_GLOBAL_SIZE="2G")
+    ours = run(["-m", "bump_global", "run", "--size", "1G", "--report", "--json", str(out),
+                "-c", "print('ok')"], tmp_path, env)
+    assert (ours.returncode, ours.stdout) == (0, "ok\n"), ours.stderr
+    assert ours.stderr.count("bump_global report") == 1
+    (root,) = json.loads(out.read_text())["processes"]
+    assert root["config"]["size"] == 1 << 30
+    # Without the option, the variable is the default.
+    ours = run(["-m", "bump_global", "run", "--json", str(out), "-c", "pass"], tmp_path, env)
+    assert ours.returncode == 0, ours.stderr
+    assert json.loads(out.read_text())["processes"][0]["config"]["size"] == 2 << 30
+
+
+def test_console_script_under_bump_global_env_installs_once(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("bump-global")
+    if not script.exists():
+        pytest.skip("the bump-global console script is not installed beside this python")
+    out = tmp_path / "r.json"
+    proc = subprocess.run([str(script), "run", "--size", "1G", "--json", str(out), "-c",
+                           "print('ok')"], cwd=tmp_path, capture_output=True, text=True,
+                          env=clean_env(BUMP_GLOBAL="1"), timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "ok\n", "")
+    assert json.loads(out.read_text())["processes"][0]["config"]["size"] == 1 << 30
+
+
+@pytest.mark.parametrize(("args", "env", "names", "hint"), [
+    (["--size", "-5G"], {}, "--size '-5G'", "expected a number of bytes"),
+    (["--size", "lots"], {}, "--size 'lots'", "'512M'"),
+    (["--gc", "never"], {}, "--gc 'never'", "'relaxed'"),
+    ([], {"BUMP_GLOBAL_SIZE": "lots"}, "BUMP_GLOBAL_SIZE='lots'", "unset the variable"),
+    (["--sample", "10"], {}, "--sample MS and --timeline FILE", "give both"),
+])
+def test_bad_run_options_are_one_line_naming_what_was_set(
+        tmp_path: Path, args: List[str], env: Dict[str, str], names: str, hint: str) -> None:
+    ours = run(["-m", "bump_global", "run", *args, "-c", "print('ran')"], tmp_path,
+               clean_env(**env))
+    assert ours.returncode == 2 and ours.stdout == ""
+    (line,) = ours.stderr.splitlines()
+    assert line.startswith("bump-global: error: ") and names in line and hint in line, line
+
+
+def test_a_size_too_large_to_reserve_names_the_variable_and_the_limit(tmp_path: Path) -> None:
+    ours = run(["-c", "print('ran')"], tmp_path,
+               clean_env(BUMP_GLOBAL="1", BUMP_GLOBAL_SIZE="100000T"))
+    assert (ours.returncode, ours.stdout) == (0, "ran\n")
+    (line,) = ours.stderr.splitlines()
+    assert "BUMP_GLOBAL_SIZE" in line and "BUMP_GLOBAL='1'" not in line, line
+    assert "size='" not in line and "ulimit" not in line, line
+    assert line.count("Cannot allocate memory") <= 1, line
+    assert "at most" in line and "not installed" in line, line
+
+
+def test_compare_errors_use_the_one_prefix(tmp_path: Path) -> None:
+    ours = run(["-m", "bump_global", "compare", "--runs", "1", "no_such_script.py"], tmp_path)
+    assert ours.returncode == 2
+    assert ours.stderr.startswith("bump-global: error: "), ours.stderr
+
+
+def test_default_budget_is_half_of_the_memory_and_info_says_so(tmp_path: Path) -> None:
+    limit, source = memory_limit()
+    assert limit is not None and limit > 0
+    size, why = default_size()
+    assert size == min(1 << 40, (limit // 2) >> 20 << 20) and "half of" in why
+    ours = run(["-m", "bump_global", "info", "--json"], tmp_path)
+    info = json.loads(ours.stdout)
+    assert info["default_size"] == size and info["memory"] == limit
+
+
+def test_the_histogram_counts_zero_byte_requests_apart() -> None:
+    rows = [(0, 5, 0), (1, 2, 2), (16, 3, 40)]
+    lines = _report.format_histogram(rows)
+    assert lines[1].split()[:3] == ["0", "B", "5"]
+    assert lines[2].split()[:3] == ["1", "B", "2"]
+
+
+def test_the_tree_peak_of_a_merged_timeline() -> None:
+    rows = [(1, 0.0, 0, 0, 100), (2, 0.05, 0, 0, 50), (1, 0.1, 0, 0, 120),
+            (2, 0.1, 0, 0, 60), (1, 0.2, 0, 0, 90)]
+    assert _report.timeline_tree_peak(rows) == 180
+    # A process whose last sample is past no longer counts.
+    assert _report.timeline_tree_peak([(1, 0.0, 0, 0, 100), (2, 0.1, 0, 0, 10)]) == 100
+
+
+def test_a_report_after_the_region_filled_finishes(tmp_path: Path) -> None:
+    """The report, and whatever it imports, runs with the region full under
+    on_exhausted='error': it finishes, with the program's exit status, and says so."""
+    out = tmp_path / "r.json"
+    code = "x = [str(i) for i in range(10**7)]"
+    ours = run(["-m", "bump_global", "run", "--size", "64M", "--on-exhausted", "error",
+                "--report", "--json", str(out), "-c", code], tmp_path, timeout=60)
+    assert ours.returncode == 1 and "MemoryError" in ours.stderr
+    assert "the region was full" in ours.stderr
+    (root,) = json.loads(out.read_text())["processes"]
+    assert root["region"]["full"] is True and root["counters"]["failed_allocations"] > 0
+
+
+@pytest.mark.parametrize("how", ["env", "api"])
+def test_a_report_after_the_region_filled_finishes_on_every_path(tmp_path: Path,
+                                                                 how: str) -> None:
+    if how == "env":
+        code = "x = [str(i) for i in range(10**7)]"
+        env = clean_env(BUMP_GLOBAL="1", BUMP_GLOBAL_SIZE="64M",
+                        BUMP_GLOBAL_ON_EXHAUSTED="error", BUMP_GLOBAL_REPORT="1")
+        status = 1
+    else:
+        code = textwrap.dedent("""\
+            import bump_global
+            bump_global.install("64M", on_exhausted="error")
+            keep = []
+            try:
+                for i in range(10**7):
+                    keep.append(str(i))
+            except MemoryError:
+                pass
+            text = bump_global.report()
+            print("the region was full" in text)
+        """)
+        env = clean_env()
+        status = 0
+    ours = run(["-c", code], tmp_path, env, timeout=60)
+    assert ours.returncode == status, ours.stderr[-2000:]
+    if how == "env":
+        assert "the region was full" in ours.stderr
+    else:
+        assert ours.stdout == "True\n"
