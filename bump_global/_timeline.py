@@ -28,6 +28,7 @@ several processes (bump_global/_session.py gathers them) into one file.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import mmap
@@ -116,11 +117,6 @@ def _before_fork() -> None:
     _forget_inherited()
     if _native_owner is not None:
         bump_global._load_core().sampler_pause()
-
-
-def _after_fork_parent() -> None:
-    if _native_owner is not None:
-        bump_global._load_core().sampler_resume()
 
 
 class Sampler:
@@ -243,8 +239,14 @@ class Sampler:
             else:
                 _native_owner, _native_pid = self, self.pid
                 if not _fork_hooks and hasattr(os, "register_at_fork"):
+                    # The parent resumes (if _before_fork paused it) at the main
+                    # thread's next bytecode: CPython 3.13 counts the threads for
+                    # its fork warning after the after_in_parent hooks.  The hook
+                    # is C (a partial of a builtin): Python code would run the
+                    # pending call at once.
                     os.register_at_fork(before=_before_fork,
-                                        after_in_parent=_after_fork_parent,
+                                        after_in_parent=functools.partial(
+                                            core.sampler_resume, True),
                                         after_in_child=_forget_inherited)
                     _fork_hooks = True
                 return

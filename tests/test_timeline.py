@@ -239,9 +239,11 @@ def test_fork_child_samples_its_own_process_and_parent_keeps_sampling(
     """
     merged = tmp_path / "merged.csv"
     # A native sampler is paused around os.fork: CPython (3.12+) must not warn
-    # about forking a multi-threaded process.
-    args = ["-W", "error::DeprecationWarning"] if native else []
-    proc = run_python(code, python_args=args, args=[str(tmp_path / "child.json"), str(merged)])
+    # about forking a multi-threaded process (the Python thread makes it warn).
+    proc = run_python(code, python_args=["-W", "always::DeprecationWarning"],
+                      args=[str(tmp_path / "child.json"), str(merged)])
+    if native:
+        assert "multi-threaded" not in proc.stderr
     out = json.loads(proc.stdout)
     assert out["status"] == 0 and out["inherited_ok"]
     rows = read_timeline(merged)
@@ -306,9 +308,10 @@ def test_cli_timeline_holds_a_forked_childs_own_samples(tmp_path: Path) -> None:
     out = tmp_path / "t.jsonl"
     proc = run_python(
         "import sys; from bump_global.cli import main; sys.exit(main())",
-        python_args=["-W", "error::DeprecationWarning"] if NATIVE else [],
+        python_args=["-W", "always::DeprecationWarning"],
         args=["run", "--sample", "5", "--timeline", str(out), "-c", FORKING_TARGET])
-    assert "DeprecationWarning" not in proc.stderr
+    if NATIVE:
+        assert "multi-threaded" not in proc.stderr
     parent_pid, child_pid = map(int, proc.stdout.split())
     rows = read_timeline(out)
     assert [r[1] for r in rows] == sorted(r[1] for r in rows)
@@ -357,8 +360,21 @@ def test_native_sampler_bad_calls_raise() -> None:
     seen = time.perf_counter() - t0
     first = array("d", core.sampler_samples()[0])[0]
     assert started <= first <= seen, (started, first, seen)  # perf_counter's clock
+    # paused twice (two forks before the resume ran), resumed once: it runs again
+    core.sampler_pause(); core.sampler_pause()
+    paused = len(core.sampler_samples()[0])
+    time.sleep(0.05)
+    assert len(core.sampler_samples()[0]) == paused
+    core.sampler_resume()
+    while len(core.sampler_samples()[0]) < paused + 3 * 8:
+        assert time.perf_counter() < deadline
+        time.sleep(0.01)
     assert core.sampler_stop() == 0
     assert core.sampler_stop() == 0  # stopping a stopped sampler is harmless
+    stopped = len(core.sampler_samples()[0])
+    core.sampler_resume()  # a stopped sampler is not resumed
+    time.sleep(0.05)
+    assert len(core.sampler_samples()[0]) == stopped
     columns = core.sampler_samples()
     assert len({len(c) for c in columns}) == 1 and len(columns[0]) % 8 == 0
     print("ok")

@@ -61,9 +61,10 @@
  * used (about 0.2 ms per GiB used, docs/cli.md), on the sampler's thread.
  *
  * Fork.  The thread does not survive fork().  _timeline.py registers
- * os.register_at_fork(before=sampler_pause, after_in_parent=sampler_resume):
- * the parent goes on sampling (a gap around the fork), and CPython does not
- * warn about forking a multi-threaded process.  pthread_atfork handlers (a
+ * os.register_at_fork(before=sampler_pause, after_in_parent=sampler_resume
+ * deferred to a pending call): the parent goes on sampling once os.fork has
+ * returned (a gap around the fork), and CPython does not warn about forking a
+ * multi-threaded process.  pthread_atfork handlers (a
  * fork from C) hold the sampler's mutexes across fork; in the child they are
  * made anew, the sampler is stopped (its samples are the parent's copy), and
  * the statm descriptor is closed: it names the parent's /proc/<pid>, and the
@@ -518,7 +519,8 @@ sampler_control(int mode)
     else {
         int was_running = sampler.running;
         sampler_halt();
-        sampler.paused = mode == 1 && was_running;
+        /* a pause while paused (two forks before the resume ran) stays paused */
+        sampler.paused = mode == 1 && (was_running || sampler.paused);
         err = __atomic_load_n(&sampler.error, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&sampler.ctl);
@@ -550,10 +552,35 @@ core_sampler_pause(PyObject *self, PyObject *unused)
     return sampler_control(1);
 }
 
-static PyObject *
-core_sampler_resume(PyObject *self, PyObject *unused)
+static int
+sampler_resume_pending(void *unused)
 {
-    return sampler_control(2);
+    (void)unused;
+    PyObject *done = sampler_control(2);
+    if (done == NULL) {
+        PyErr_WriteUnraisable(NULL);  /* no caller to raise to: the timeline stops here */
+        return 0;
+    }
+    Py_DECREF(done);
+    return 0;
+}
+
+/* sampler_resume(deferred=False).  Deferred: as a pending call, which the main
+ * thread runs at its next bytecode, i.e. once os.fork() has returned.  Since
+ * 3.13, os.fork runs the after_in_parent hooks before it counts the threads
+ * for its "multi-threaded" DeprecationWarning: a thread restarted by the hook
+ * itself would be counted. */
+static PyObject *
+core_sampler_resume(PyObject *self, PyObject *args)
+{
+    int deferred = 0;
+    if (!PyArg_ParseTuple(args, "|p:sampler_resume", &deferred)) {
+        return NULL;
+    }
+    if (deferred && Py_AddPendingCall(sampler_resume_pending, NULL) == 0) {
+        Py_RETURN_NONE;
+    }
+    return sampler_control(2);  /* or the queue of pending calls is full */
 }
 
 /* Four bytes objects of native-endian 8-byte items: times (float64 seconds
@@ -605,8 +632,9 @@ core_sampler_samples(PyObject *self, PyObject *unused)
      "sampler_stop() -> errno that ended sampling early, or 0.  Samples are kept."}, \
     {"sampler_pause", core_sampler_pause, METH_NOARGS,                             \
      "sampler_pause(): stop the thread until sampler_resume() (os.fork's before)."}, \
-    {"sampler_resume", core_sampler_resume, METH_NOARGS,                           \
-     "sampler_resume(): restart a thread sampler_pause() stopped, same grid."},     \
+    {"sampler_resume", core_sampler_resume, METH_VARARGS,                          \
+     "sampler_resume(deferred=False): restart a thread sampler_pause() stopped, on\n" \
+     "the same grid; deferred: at the main thread's next bytecode (os.fork's after)."}, \
     {"sampler_samples", core_sampler_samples, METH_NOARGS,                         \
      "sampler_samples() -> (times, used, resident, rss): bytes of 8-byte items\n"  \
      "(float64 seconds; int64 bytes, -1 unknown)."},
