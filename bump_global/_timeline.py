@@ -311,6 +311,19 @@ class Sampler:
             self._statm = -1
 
 
+def write_rows(write: Callable[[str], Any], rows: List[Sample], csv: bool) -> None:
+    """Write the samples of one process, without the pid column (files of older
+    versions; bump_global/_plot.py reads both)."""
+    if csv:
+        write(",".join(COLUMNS) + "\n")
+        for t, used, resident, rss in rows:
+            write(f"{t:.6f},{used},{'' if resident is None else resident},{rss}\n")
+        return
+    for t, used, resident, rss in rows:
+        record: Dict[str, Any] = dict(zip(COLUMNS, (round(t, 6), used, resident, rss)))
+        write(json.dumps(record) + "\n")
+
+
 def write_session_rows(write: Callable[[str], Any], rows: List[Row], csv: bool) -> None:
     """Write the samples of several processes, rows (pid, time_s, used, resident, rss),
     in time order, with the pid as the last column."""
