@@ -934,7 +934,7 @@ def markdown(results: Dict[str, Any]) -> str:
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in summarise(results):
-        bump = VARIANTS.get(row["variant"], Variant()).bump or "BUMP_GLOBAL" in row["variant"]
+        bump = Variant(results["variants"][row["variant"]]["env"]).bump
         lines.append(
             f"| {row['program']} | {'yes' if row['same'] else '**no**'} | "
             f"{','.join(map(str, row['exit']))} | {row['variant']} | {_num(row['wall_s'])} | "

@@ -123,7 +123,7 @@ def _write_json(path: Path, records: int) -> Any:
 
 def test_json_tool_on_a_generated_file_prints_the_same_document_under_bump(tmp_path):
     source = tmp_path / "data.json"
-    data = _write_json(source, 20_000)
+    data = _write_json(source, 8_000)
     plain = run(["-m", "json.tool", str(source)])
     bump = run(["-m", "json.tool", str(source)], env=BUMP)
     assert_same(plain, bump)
