@@ -117,14 +117,13 @@ class _State:
 _state_key = pytest.StashKey[_State]()
 
 
-def _install(config: pytest.Config) -> str:
+def _install(reclaim: str) -> str:
     """Install bump_global (or keep the install BUMP_GLOBAL=1 made); say which."""
     import bump_global
 
     if bump_global.is_installed():
         reclaim = bump_global.stats().reclaim
         return f"installed before pytest started (BUMP_GLOBAL=1), reclaim={reclaim!r}"
-    reclaim = config.getoption("bump_global_reclaim")
     try:
         bump_global.install(reclaim=reclaim)
     except (bump_global.BumpGlobalError, ValueError) as exc:
@@ -137,7 +136,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     # As early as a plugin can: before conftest files are imported.
     if early_config.known_args_namespace.bump_global:
         early_config.stash[_state_key] = _State(True, 0)
-        early_config.stash[_state_key].how = _install(early_config)
+        how = _install(early_config.known_args_namespace.bump_global_reclaim)
+        early_config.stash[_state_key].how = how
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -159,7 +159,7 @@ def pytest_configure(config: pytest.Config) -> None:
         state = _State(active, 0)
         config.stash[_state_key] = state
         if active:  # e.g. an xdist worker, or the plugin given with -p
-            state.how = _install(config)
+            state.how = _install(config.getoption("bump_global_reclaim"))
     state.top = config.getoption("bump_global_top") or 0
     if state.top < 0:
         raise pytest.UsageError(f"--bump-global-top {state.top}: expected a count >= 0")
@@ -196,8 +196,9 @@ def _bind(
 
 def _message(item: pytest.Item, what: str, measured: int, limit: int, written: str,
              unit: Callable[[int], str]) -> str:
+    limit_text = unit(limit).split(" ", 1)[1]  # "10,240 bytes (10.0 KiB)"
     return (
-        f"{item.nodeid}: its call {unit(measured)}, over the limit of {unit(limit).split(' ', 1)[1]} "
+        f"{item.nodeid}: its call {unit(measured)}, over the limit of {limit_text} "
         f"(@pytest.mark.{what}({written})); see which tests allocate most with "
         "pytest --bump-global --bump-global-top 10, and which parts of this one with "
         "`with bump_global.measure() as m:` around them"
