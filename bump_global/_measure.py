@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import _thread
 import sys
+from operator import add as _add
+from operator import sub as _sub
 
 from bump_global._records import Stats
 
@@ -93,13 +95,13 @@ def _not_installed() -> Exception:
 
 def _delta(start: Snapshot, end: Snapshot) -> Figures:
     """The figures of the counters moving from `start` to `end` (nothing taken off)."""
-    d = [e - s for e, s in zip(end, start)]
+    d = list(map(_sub, end, start))
     return (
         d[_ALLOC] + d[_REUSED] + d[_FALLBACK],
         d[_USED] + d[_BYTES_RECLAIMED] + d[_FALLBACK_BYTES],
         d[_USED],
         d[_FREES_IGNORED] + d[_FOREIGN_FREES] + d[_FREES_RECLAIMED],
-        *[d[k] for k in _PLAIN],
+        *map(d.__getitem__, _PLAIN),
     )
 
 
@@ -107,26 +109,30 @@ def _round16(n: int) -> int:
     return (n + 15) & ~15
 
 
+# Block of an int object holding a counter: one or two 30-bit digits below
+# 2**60 (counters do not reach it; larger values take the exact path below).
+_INT_BLOCK = _round16(sys.getsizeof(1 << 40))
+_SMALL_INT_MAX = 256  # CPython caches ints -5..256: building them allocates nothing
+
+
 def _snapshot_cost(snapshot: Snapshot) -> Tuple[int, int]:
     """(allocations, bytes) of building `snapshot`'s tuple after its counters were read.
 
-    One tuple, and one int per value outside the small-int cache (-5..256);
-    blocks are 16-byte rounded (so are the size classes up to 512 bytes).
-    Nothing when the OBJ domain is not served (scope "raw").
+    One tuple, and one int per value outside the small-int cache (counters are
+    never negative); blocks are 16-byte rounded (so are the size classes up to
+    512 bytes).  Nothing when the OBJ domain is not served (scope "raw").
     """
     if not _objects_counted:
         return 0, 0
-    count = 1
-    size = _round16(sys.getsizeof(snapshot))
-    for value in snapshot:
-        if value > 256 or value < -5:
-            count += 1
-            size += _round16(sys.getsizeof(value))
-    return count, size
+    ints = sum(map(_SMALL_INT_MAX.__lt__, snapshot))
+    if max(snapshot) < 1 << 60:
+        return 1 + ints, _round16(sys.getsizeof(snapshot)) + ints * _INT_BLOCK
+    return 1 + ints, _round16(sys.getsizeof(snapshot)) + sum(
+        _round16(sys.getsizeof(value)) for value in snapshot if value > _SMALL_INT_MAX)
 
 
 def _less(figures: Figures, minus: Figures) -> Figures:
-    return tuple([a - b for a, b in zip(figures, minus)])
+    return tuple(map(_sub, figures, minus))
 
 
 class _Entry:
@@ -144,21 +150,17 @@ class _Entry:
 
 def _finish(entry: _Entry, end: Snapshot) -> Figures:
     """The figures of `entry`'s block: the counters' change less everything not its own."""
-    figures = _delta(entry.start, end)
     count, size = _snapshot_cost(entry.start)
-    r = _enter_residual
-    figures = (figures[0] - count - r[0], figures[1] - size - r[1],
-               figures[2] - size - r[2], *_less(figures[3:], r[3:]))
+    figures = _less(_delta(entry.start, end), _enter_residual)
+    figures = (figures[0] - count, figures[1] - size, figures[2] - size, *figures[3:])
     for pre, inner, after, factory in entry.nested:
         # The inner measurement's cost: everything from its first snapshot to its
         # last (less its own block) plus building its last snapshot, plus what the
         # interpreter does around it outside those two (a calibrated constant).
-        cost = _less(_delta(pre, after), inner)
+        cost = tuple(map(_add, _less(_delta(pre, after), inner), _nested_residual[factory]))
         count, size = _snapshot_cost(after)
-        r = _nested_residual[factory]
-        figures = (figures[0] - cost[0] - count - r[0], figures[1] - cost[1] - size - r[1],
-                   figures[2] - cost[2] - size - r[2],
-                   *_less(_less(figures[3:], cost[3:]), r[3:]))
+        figures = _less(figures, cost)
+        figures = (figures[0] - count, figures[1] - size, figures[2] - size, *figures[3:])
     return figures
 
 
