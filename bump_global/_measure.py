@@ -144,24 +144,34 @@ class _Entry:
         self.pre = pre  # read before this measurement's own machinery, if nested
         self.factory = factory  # `pre` was read by measure() itself (before the object)
         self.start: Snapshot = ()
-        # Records [pre, figures, end, factory] of blocks measured inside this one.
+        # Records [pre, span, end, factory] of blocks measured inside this one.
         self.nested: List[List[Any]] = []
 
 
-def _finish(entry: _Entry, end: Snapshot) -> Figures:
-    """The figures of `entry`'s block: the counters' change less everything not its own."""
+def _finish(entry: _Entry, end: Snapshot) -> Tuple[Figures, Figures]:
+    """(figures, span) of `entry`'s block.
+
+    `span` is the counters' change less this measurement's own snapshot and
+    the interpreter's constant around a block; `figures` is `span` less, in
+    addition, what measurements inside it cost.  Each nested record holds its
+    measurement's span, so its cost is its own machinery only: a measurement
+    two levels down is taken off once, through its own record (every running
+    measurement gets it), not again through its parent's.
+    """
     count, size = _snapshot_cost(entry.start)
-    figures = _less(_delta(entry.start, end), _enter_residual)
-    figures = (figures[0] - count, figures[1] - size, figures[2] - size, *figures[3:])
-    for pre, inner, after, factory in entry.nested:
-        # The inner measurement's cost: everything from its first snapshot to its
-        # last (less its own block) plus building its last snapshot, plus what the
-        # interpreter does around it outside those two (a calibrated constant).
-        cost = tuple(map(_add, _less(_delta(pre, after), inner), _nested_residual[factory]))
+    span = _less(_delta(entry.start, end), _enter_residual)
+    span = (span[0] - count, span[1] - size, span[2] - size, *span[3:])
+    figures = span
+    for pre, inner_span, after, factory in entry.nested:
+        # From its first snapshot to its last, less its span; plus building its
+        # last snapshot, and what the interpreter does around it outside those
+        # two (a calibrated constant).
+        cost = tuple(map(_add, _less(_delta(pre, after), inner_span),
+                         _nested_residual[factory]))
         count, size = _snapshot_cost(after)
         figures = _less(figures, cost)
         figures = (figures[0] - count, figures[1] - size, figures[2] - size, *figures[3:])
-    return figures
+    return figures, span
 
 
 class Measure:
@@ -202,7 +212,7 @@ class Measure:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         end = _stats()  # first: nothing of this method is counted
         entry = self._entries.pop()
-        figures = _finish(entry, end)  # type: ignore[arg-type]
+        figures, span = _finish(entry, end)  # type: ignore[arg-type]
         self._figures = figures
         self.calls += 1
         position = _active.index(entry)
@@ -211,10 +221,10 @@ class Measure:
         if position and pre is not None:
             # Measurements started before this one see its whole cost: leave
             # each a record to take off, completed by a last snapshot.
-            record = [pre, figures, None, entry.factory]
+            record = [pre, span, None, entry.factory]
             for outer in _active[:position]:
                 outer.nested.append(record)
-            entry = end = pre = figures = None  # type: ignore[assignment]  # freed now
+            entry = end = pre = figures = span = None  # type: ignore[assignment]  # freed now
             record[2] = _stats()  # last
 
     def __call__(self, func: F) -> F:

@@ -3,12 +3,12 @@
 Run: python scripts/bench_measure.py [--reclaim none|last|classes]
 
 Prints, in one Markdown table:
-- enter + exit of an empty block (median over many single timings), for
+- enter + exit of an empty block (median of 20,000 single timings, less an empty call's), for
   ``with measure():``, a reused Measure and tracemalloc's equivalent
   (get_traced_memory before and after, tracing on);
 - one workload block (objects, lists, dicts, strings) timed plain under
-  bump_global, inside measure(), and under tracemalloc tracing, with what
-  each reports.
+  bump_global, inside measure(), and under tracemalloc tracing (fastest of 10
+  alternating rounds of 3 runs each), with what each reports.
 """
 
 from __future__ import annotations
@@ -77,29 +77,32 @@ def main() -> None:
     tracemalloc.stop()
 
     m = measure()
+    traced_peak = [0]
 
     def measured() -> None:
         with m:
             workload()
 
-    # Alternate the two, so that both meet the same region state (fresh pages
-    # under reclaim="none", the prefault thread, collections).
-    plain_ns, inside_ns = [], []
-    for _ in range(9):
-        plain_ns.append(median_ns(workload, 1))
-        inside_ns.append(median_ns(measured, 1))
-    plain, inside = statistics.median(plain_ns), statistics.median(inside_ns)
-    runs = 5
-    tracemalloc.start()
-
     def traced() -> None:
         tracemalloc.reset_peak()
         before = tracemalloc.get_traced_memory()[0]
         workload()
-        traced.figure = tracemalloc.get_traced_memory()[1] - before  # type: ignore
+        traced_peak[0] = tracemalloc.get_traced_memory()[1] - before
 
-    under_tracemalloc = median_ns(traced, runs)
-    tracemalloc.stop()
+    # The three alternate, round after round (3 runs each), so that all meet the same machine
+    # load and region state; the fastest round of each is kept (the machine is
+    # shared: slower rounds are other programs' time).
+    plain_ns, inside_ns, traced_ns = [], [], []
+    for _ in range(10):
+        for _ in range(3):  # the first run after a switch pays for the switch
+            plain_ns.append(median_ns(workload, 1))
+        for _ in range(3):
+            inside_ns.append(median_ns(measured, 1))
+        tracemalloc.start()
+        for _ in range(3):
+            traced_ns.append(median_ns(traced, 1))
+        tracemalloc.stop()
+    plain, inside, under_tracemalloc = min(plain_ns), min(inside_ns), min(traced_ns)
     print(f"Python {sys.version.split()[0]}, reclaim={args.reclaim!r}\n")
     print("| what | time | reports |")
     print("|---|---:|---|")
@@ -109,7 +112,7 @@ def main() -> None:
     print(f"| workload inside `measure()` | {inside / 1e6:.2f} ms "
           f"({inside / plain:.2f}x) | {m.allocations:,} allocations, {m.bytes:,} bytes |")
     print(f"| workload under tracemalloc | {under_tracemalloc / 1e6:.2f} ms "
-          f"({under_tracemalloc / plain:.2f}x) | peak {traced.figure:,} bytes |")  # type: ignore
+          f"({under_tracemalloc / plain:.2f}x) | peak {traced_peak[0]:,} bytes |")
 
 
 if __name__ == "__main__":

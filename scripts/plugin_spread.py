@@ -18,6 +18,7 @@ import sys
 import tempfile
 from typing import Dict, List, Tuple
 
+PREFIX: List[str] = []  # --no-aslr: ["setarch", "-R"] (Linux: fixed addresses)
 ROW = re.compile(r"\s+([\d,]+) bytes\s+([\d,]+) allocations\s+(\S+)")
 
 
@@ -26,7 +27,7 @@ def session(args: List[str], basetemp: str) -> Dict[str, Tuple[int, int]]:
     env = dict(os.environ, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
     env.pop("BUMP_GLOBAL", None)
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "--bump-global", "--bump-global-top", "1000000",
+        [*PREFIX, sys.executable, "-m", "pytest", "--bump-global", "--bump-global-top", "1000000",
          "-p", "no:cacheprovider", f"--basetemp={basetemp}", "-q", *args],
         capture_output=True, text=True, env=env,
     ).stdout.splitlines()
@@ -43,8 +44,12 @@ def session(args: List[str], basetemp: str) -> Dict[str, Tuple[int, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sessions", type=int, default=5)
+    parser.add_argument("--no-aslr", action="store_true",
+                        help="run each session under setarch -R (addresses fixed)")
     parser.add_argument("pytest_args", nargs="+")
     opts = parser.parse_args()
+    if opts.no_aslr:
+        PREFIX[:] = ["setarch", "-R"]
     basetemp = os.path.join(tempfile.mkdtemp(prefix="bump-global-spread-"), "basetemp")
     runs = [session(opts.pytest_args, basetemp) for _ in range(opts.sessions)]
     tests = sorted(set.intersection(*(set(run) for run in runs)))

@@ -185,3 +185,29 @@ t.join()
 print(json.dumps(figures(m)))
 """, "none")
     assert out["allocations"] >= 1000
+
+
+@pytest.mark.parametrize("reclaim", POLICIES)
+def test_deep_nesting_takes_each_measurement_off_once(reclaim: str) -> None:
+    out = run("""
+@bump_global.measure()
+def build(n):
+    return [n] * n
+
+build(1)  # first calls make caches (3.9: the wrapper's frame), counted by the outer blocks
+results = []
+for n in (10, 1000):
+    with bump_global.measure() as a:
+        with bump_global.measure() as b:
+            with bump_global.measure() as c:
+                build(n)
+    results.append([figures(a), figures(b), figures(c), figures(build.measure)])
+print(json.dumps(results))
+""", reclaim)
+    for levels in out:
+        a, b, c, call = levels
+        for name in ("allocations", "bytes", "frees"):
+            assert a[name] == b[name] == c[name], (name, levels)
+        assert c["allocations"] == call["allocations"] and c["bytes"] == call["bytes"]
+    if reclaim != "classes":  # classes round 8 KB blocks to their size class
+        assert out[1][0]["bytes"] - out[0][0]["bytes"] == 990 * 8

@@ -176,3 +176,12 @@ def test_regex():
         runs.append(figures(result))
     assert len(runs[0]) == 6
     assert all(run == runs[0] for run in runs), runs
+
+
+def test_xdist_workers_install_and_report_their_figures(suite: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    result = suite.runpytest_subprocess("--bump-global", "--bump-global-top", "10",
+                                        "-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(["*test_suite.py::test_over_bytes: its call allocated*"])
+    assert len(figures(result)) == 4  # the workers' figures reach the controller
