@@ -7,8 +7,8 @@ Prints, in one Markdown table:
   ``with measure():``, a reused Measure and tracemalloc's equivalent
   (get_traced_memory before and after, tracing on);
 - one workload block (objects, lists, dicts, strings) timed plain under
-  bump_global, inside measure(), and under tracemalloc tracing (fastest of 10
-  alternating rounds of 3 runs each), with what each reports.
+  bump_global, inside measure(), and under tracemalloc tracing (median of 30
+  alternating runs each), with what each reports.
 """
 
 from __future__ import annotations
@@ -89,20 +89,19 @@ def main() -> None:
         workload()
         traced_peak[0] = tracemalloc.get_traced_memory()[1] - before
 
-    # The three alternate, round after round (3 runs each), so that all meet the same machine
-    # load and region state; the fastest round of each is kept (the machine is
-    # shared: slower rounds are other programs' time).
+    # The three alternate run by run, plain and measured in swapped order every
+    # other round, so that all meet the same machine load and region state; the
+    # median of 30 runs of each is kept.
     plain_ns, inside_ns, traced_ns = [], [], []
-    for _ in range(10):
-        for _ in range(3):  # the first run after a switch pays for the switch
-            plain_ns.append(median_ns(workload, 1))
-        for _ in range(3):
-            inside_ns.append(median_ns(measured, 1))
+    for i in range(30):
+        pair = ((workload, plain_ns), (measured, inside_ns))
+        for fn, timings in pair if i % 2 else pair[::-1]:
+            timings.append(median_ns(fn, 1))
         tracemalloc.start()
-        for _ in range(3):
-            traced_ns.append(median_ns(traced, 1))
+        traced_ns.append(median_ns(traced, 1))
         tracemalloc.stop()
-    plain, inside, under_tracemalloc = min(plain_ns), min(inside_ns), min(traced_ns)
+    plain, inside = statistics.median(plain_ns), statistics.median(inside_ns)
+    under_tracemalloc = statistics.median(traced_ns)
     print(f"Python {sys.version.split()[0]}, reclaim={args.reclaim!r}\n")
     print("| what | time | reports |")
     print("|---|---:|---|")
