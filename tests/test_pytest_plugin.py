@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 
 import pytest
 
@@ -185,3 +186,30 @@ def test_xdist_workers_install_and_report_their_figures(suite: pytest.Pytester) 
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(["*test_suite.py::test_over_bytes: its call allocated*"])
     assert len(figures(result)) == 4  # the workers' figures reach the controller
+
+
+def test_empty_tests_measure_zero(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_empty="""
+import pytest
+def test_empty():
+    pass
+
+def test_fixtures(tmp_path, monkeypatch, capsys):
+    pass
+
+@pytest.mark.parametrize("x", [1, 2])
+def test_param(x):
+    pass
+
+class TestClass:
+    def test_method(self):
+        pass
+""")
+    result = suite.runpytest_subprocess("--bump-global", "--bump-global-top", "10",
+                                        "-p", "no:cacheprovider", "test_empty.py")
+    table = figures(result)
+    assert len(table) == 5
+    for nodeid, measured in table.items():
+        if nodeid.endswith("test_fixtures") and sys.version_info < (3, 11):
+            continue  # 3.9/3.10: its frame object, made by the call, is the call's
+        assert measured == (0, 0), nodeid
