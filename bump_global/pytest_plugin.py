@@ -290,6 +290,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"{state.unchecked} test(s) have allocation limits (limit_allocated / "
             "limit_allocations) that were not checked: run pytest --bump-global to check them"
         )
+    if state.top and not state.active:
+        terminalreporter.section("bump_global")
+        write(f"--bump-global-top {state.top} lists nothing without --bump-global")
     if state.active and state.top and _reports:
         terminalreporter.section(f"bump_global: top {state.top} tests by allocation")
         width = max(len(nodeid) for nodeid, _, _ in _reports)
