@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import _thread
 import sys
-from operator import add as _add
-from operator import sub as _sub
+from _operator import add as _add
+from _operator import sub as _sub
 
 from bump_global._records import Stats
 
