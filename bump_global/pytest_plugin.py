@@ -43,6 +43,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "suite's memory bounded; none is the pure bump allocator)",
     )
     group.addoption(
+        "--bump-global-numpy", action="store_true", default=False,
+        help="with --bump-global: serve numpy's array data from the region too "
+             "(install(numpy=True)), so that the figures count array bytes",
+    )
+    group.addoption(
         "--bump-global-top", type=int, default=0, metavar="N",
         help="with --bump-global: list the N tests whose calls allocate most",
     )
@@ -117,7 +122,7 @@ class _State:
 _state_key = pytest.StashKey[_State]()
 
 
-def _install(reclaim: str) -> str:
+def _install(reclaim: str, numpy: bool) -> str:
     """Install bump_global (or keep the install BUMP_GLOBAL=1 made); say which."""
     import bump_global
 
@@ -125,10 +130,10 @@ def _install(reclaim: str) -> str:
         reclaim = bump_global.stats().reclaim
         return f"installed before pytest started (BUMP_GLOBAL=1), reclaim={reclaim!r}"
     try:
-        bump_global.install(reclaim=reclaim)
+        bump_global.install(reclaim=reclaim, numpy=numpy)
     except (bump_global.BumpGlobalError, ValueError) as exc:
         raise pytest.UsageError(f"--bump-global: {exc}") from None
-    return f"installed by --bump-global, reclaim={reclaim!r}"
+    return f"installed by --bump-global, reclaim={reclaim!r}" + (", numpy=True" * numpy)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -136,7 +141,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     # As early as a plugin can: before conftest files are imported.
     if early_config.known_args_namespace.bump_global:
         early_config.stash[_state_key] = _State(True, 0)
-        how = _install(early_config.known_args_namespace.bump_global_reclaim)
+        namespace = early_config.known_args_namespace
+        how = _install(namespace.bump_global_reclaim, namespace.bump_global_numpy)
         early_config.stash[_state_key].how = how
 
 
@@ -159,7 +165,8 @@ def pytest_configure(config: pytest.Config) -> None:
         state = _State(active, 0)
         config.stash[_state_key] = state
         if active:  # e.g. an xdist worker, or the plugin given with -p
-            state.how = _install(config.getoption("bump_global_reclaim"))
+            state.how = _install(config.getoption("bump_global_reclaim"),
+                                 config.getoption("bump_global_numpy"))
     state.top = config.getoption("bump_global_top") or 0
     if state.top < 0:
         raise pytest.UsageError(f"--bump-global-top {state.top}: expected a count >= 0")

@@ -211,3 +211,21 @@ print(json.dumps(results))
         assert c["allocations"] == call["allocations"] and c["bytes"] == call["bytes"]
     if reclaim != "classes":  # classes round 8 KB blocks to their size class
         assert out[1][0]["bytes"] - out[0][0]["bytes"] == 990 * 8
+
+
+def test_numpy_array_bytes_count_with_the_numpy_handler() -> None:
+    pytest.importorskip("numpy")
+    proc = run_python("""
+import json
+import bump_global
+bump_global.install(numpy=True)
+import numpy as np
+np.ones(1)
+with bump_global.measure() as m:
+    a = np.ones(1_000_000)
+print(json.dumps(m.as_dict()))
+""")
+    result = json.loads(proc.stdout)
+    # Array data comes through the RAW domain: counted, with its small header.
+    assert 8_000_000 <= result["bytes"] < 8_000_000 + 4096
+    assert result["allocations"] < 20

@@ -213,3 +213,20 @@ class TestClass:
         if nodeid.endswith("test_fixtures") and sys.version_info < (3, 11):
             continue  # 3.9/3.10: its frame object, made by the call, is the call's
         assert measured == (0, 0), nodeid
+
+
+def test_numpy_option_counts_array_data(suite: pytest.Pytester) -> None:
+    pytest.importorskip("numpy")
+    suite.makepyfile(test_arrays="""
+import numpy as np
+import pytest
+
+@pytest.mark.limit_allocated("1 MB")
+def test_array():
+    np.ones(1_000_000)
+""")
+    with_numpy = suite.runpytest_subprocess("--bump-global", "--bump-global-numpy",
+                                            "-p", "no:cacheprovider", "test_arrays.py")
+    with_numpy.assert_outcomes(failed=1)
+    with_numpy.stdout.fnmatch_lines(["*reclaim='classes', numpy=True*",
+                                     "*test_array: its call allocated 8,00*"])
