@@ -67,8 +67,9 @@ _i = Stats._fields.index
 _USED, _ALLOC, _REUSED, _FALLBACK, _FALLBACK_BYTES = (
     _i("used"), _i("allocations"), _i("allocations_reused"), _i("fallback_allocations"),
     _i("fallback_bytes"))
-_FREES_IGNORED, _FOREIGN_FREES, _FREES_RECLAIMED, _BYTES_RECLAIMED = (
-    _i("frees_ignored"), _i("foreign_frees"), _i("frees_reclaimed"), _i("bytes_reclaimed"))
+_FREES_IGNORED, _FOREIGN_FREES, _FREES_RECLAIMED, _BYTES_RECLAIMED, _FALLBACK_FREES = (
+    _i("frees_ignored"), _i("foreign_frees"), _i("frees_reclaimed"), _i("bytes_reclaimed"),
+    _i("fallback_frees"))
 _PLAIN = tuple(_i(name) for name in FIGURES[4:])  # figures that are one counter each
 del _i
 
@@ -100,7 +101,7 @@ def _delta(start: Snapshot, end: Snapshot) -> Figures:
         d[_ALLOC] + d[_REUSED] + d[_FALLBACK],
         d[_USED] + d[_BYTES_RECLAIMED] + d[_FALLBACK_BYTES],
         d[_USED],
-        d[_FREES_IGNORED] + d[_FOREIGN_FREES] + d[_FREES_RECLAIMED],
+        d[_FREES_IGNORED] + d[_FOREIGN_FREES] + d[_FREES_RECLAIMED] + d[_FALLBACK_FREES],
         *map(d.__getitem__, _PLAIN),
     )
 
@@ -268,7 +269,8 @@ class Measure:
 
     @property
     def frees(self) -> int:
-        """Frees: ignored (the bump allocator), reclaimed, or forwarded (older blocks)."""
+        """Frees: ignored (the bump allocator), reclaimed, or forwarded (blocks from
+        before the install, or served by the fallback)."""
         return self._get(3)
 
     @property
