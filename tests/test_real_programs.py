@@ -5,9 +5,7 @@ Each program runs in a fresh interpreter twice, without bump_global and with ``B
 ``BUMP_GLOBAL_REPORT=1``, ``BUMP_GLOBAL_JSON=FILE`` and ``bump-global run --json`` say about
 the same programs.  scripts/real_programs.py runs the big ones (pip, black, mypy, sphinx...).
 
-Tests that call ``require_report2()`` check the several-process report of schema
-``bump_global.report/2``; they skip, naming the reason, while the installed bump_global
-predates it.  That skip is temporary: once report/2 is merged they must run and pass.
+The report tests check the several-process report of schema ``bump_global.report/2``.
 """
 
 from __future__ import annotations
@@ -20,11 +18,8 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
-
-import pytest
 
 REPORT2 = "bump_global.report/2"
 STRIPPED = ("BUMP_GLOBAL", "PYTHONMALLOC", "PYTHONTRACEMALLOC", "PYTHONDEVMODE", "PYTHONPATH",
@@ -48,29 +43,6 @@ def assert_same(plain: subprocess.CompletedProcess, bump: subprocess.CompletedPr
         f"exit status {bump.returncode} under BUMP_GLOBAL=1, {plain.returncode} plain\n"
         f"--- stderr (bump)\n{bump.stderr[-3000:]}")
     assert bump.stdout == plain.stdout
-
-
-@lru_cache(maxsize=None)
-def _report2_missing() -> Optional[str]:
-    """Why the installed bump_global cannot give a report/2 through BUMP_GLOBAL_JSON, or None."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / "probe.json"
-        run(["-c", "pass"], env={**BUMP, "BUMP_GLOBAL_JSON": str(target)})
-        if not target.exists():
-            return "BUMP_GLOBAL_JSON wrote no report"
-        schema = json.loads(target.read_text()).get("schema")
-        if schema != REPORT2:
-            return f"BUMP_GLOBAL_JSON wrote schema {schema!r}"
-    return None
-
-
-def require_report2() -> None:
-    """Skip (temporarily, see the module docstring) while report/2 is not there."""
-    reason = _report2_missing()
-    if reason is not None:
-        pytest.skip(f"waits for {REPORT2} (issue 10): {reason}; must pass once it is merged")
 
 
 def load_report(path: Path) -> Dict[str, Any]:
@@ -213,7 +185,6 @@ def test_multiprocessing_fork_and_spawn_workers_give_the_same_output_under_bump(
 
 def test_json_report_has_one_record_per_fork_and_spawn_worker_and_totals_add_up(tmp_path):
     """WAITS FOR report/2."""
-    require_report2()
     report = tmp_path / "report.json"
     _, pids = _workers(tmp_path, "fork,spawn", {**BUMP, "BUMP_GLOBAL_JSON": str(report)}, "j",
                        big_mib=200)
@@ -241,7 +212,6 @@ def test_json_report_has_one_record_per_fork_and_spawn_worker_and_totals_add_up(
 
 def test_text_report_labels_each_of_three_processes_and_ends_with_the_total(tmp_path):
     """WAITS FOR report/2: root and two forked workers, each with its full table."""
-    require_report2()
     result, pids = _workers(tmp_path, "fork", {**BUMP, "BUMP_GLOBAL_REPORT": "1"}, "t")
     err = result.stderr
     root = pids["root"]
@@ -255,7 +225,6 @@ def test_text_report_labels_each_of_three_processes_and_ends_with_the_total(tmp_
 
 def test_text_report_of_many_processes_names_every_one_and_ends_with_the_total(tmp_path):
     """WAITS FOR report/2: more than three processes give a summary, still one per line."""
-    require_report2()
     result, pids = _workers(tmp_path, "fork,spawn", {**BUMP, "BUMP_GLOBAL_REPORT": "1"}, "m")
     err = result.stderr
     for pid in [pids["root"], *pids["fork"], *pids["spawn"]]:
@@ -279,7 +248,6 @@ def test_program_ending_with_os_exit_keeps_its_output_and_status_under_bump(tmp_
 
 def test_program_ending_with_os_exit_still_writes_its_json_report(tmp_path):
     """WAITS FOR report/2 (mypy ends this way)."""
-    require_report2()
     report = tmp_path / "report.json"
     result = run(["-c", OS_EXIT], env={**BUMP, "BUMP_GLOBAL_JSON": str(report)})
     assert result.returncode == 3 and result.stdout == "50000\n"
@@ -306,7 +274,6 @@ def test_kept_objects_are_not_counted_as_frees_by_bump_global_report(tmp_path):
 
 def test_kept_objects_give_the_same_counters_through_the_env_and_the_cli(tmp_path):
     """WAITS FOR report/2: BUMP_GLOBAL=1 and bump-global run report the same program alike."""
-    require_report2()
     script = tmp_path / "keep.py"
     script.write_text(KEEP_TUPLES)
     env_json, cli_json = tmp_path / "env.json", tmp_path / "cli.json"

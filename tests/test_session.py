@@ -98,7 +98,6 @@ def test_every_worker_is_a_labelled_record_with_its_own_figures(
         assert sum(r["counters"]["allocations"] for r in records if r["role"] == role) > 120000
     forked = [r for r in records if r["role"] == "fork"]
     assert any(r["exit"] == "os._exit" for r in forked)  # multiprocessing ends them so
-    assert any(r["exit"] == "signal" for r in forked)  # the pool's workers: terminated
     check_totals(data)
     # The text report: one report (not one per process), every process labelled, totals.
     assert ours.stderr.count("bump_global report") == 1
@@ -132,6 +131,37 @@ def test_a_program_ending_with_os_exit_is_reported(tmp_path: Path, how: str) -> 
     assert ours.stderr.count("bump_global report") == 1
     (root,) = json.loads(out.read_text())["processes"]
     assert root["exit"] == "os._exit" and root["counters"]["allocations"] >= 30000
+
+
+def test_a_worker_terminated_with_sigterm_writes_its_record_first(tmp_path: Path) -> None:
+    script = tmp_path / "terminated.py"
+    script.write_text(textwrap.dedent("""\
+        import multiprocessing as mp, time
+
+        def wait(ready):
+            keep = [str(i) for i in range(50000)]
+            ready.set()
+            time.sleep(60)
+
+        if __name__ == "__main__":
+            for method in ("fork", "spawn"):
+                ctx = mp.get_context(method)
+                ready = ctx.Event()
+                child = ctx.Process(target=wait, args=(ready,))
+                child.start()
+                ready.wait(30)
+                child.terminate()
+                child.join()
+                print(method, child.exitcode)
+    """))
+    out = tmp_path / "r.json"
+    ours = run(["-m", "bump_global", "run", "--json", str(out), str(script)], tmp_path)
+    assert (ours.returncode, ours.stdout) == (0, "fork -15\nspawn -15\n"), ours.stderr
+    data = json.loads(out.read_text())
+    children = [r for r in data["processes"] if r["role"] != "root"]
+    assert sorted(r["role"] for r in children) == ["fork", "spawn"]
+    assert all(r["exit"] == "signal" for r in children)
+    assert all(r["counters"]["allocations"] >= 50000 for r in children)
 
 
 KEEP_TUPLES = "keep = [(i, i + 1) for i in range(200000)]\n"
