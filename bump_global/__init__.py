@@ -24,6 +24,7 @@ from bump_global._config import (
     format_size,
     parse_size,
 )
+from bump_global._measure import Measure, measure
 from bump_global._records import Memory, Stats
 
 # Installing at start-up must stay cheap: nothing here imports typing at run time.
@@ -35,10 +36,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BumpGlobalError",
+    "Measure",
     "Memory",
     "Stats",
     "install",
     "is_installed",
+    "measure",
     "memory",
     "parse_size",
     "report",

@@ -26,14 +26,17 @@ def work(n):
     return len(keep)
 
 if __name__ == "__main__":
+    parents_own = [str(i) for i in range(400000)]  # the counters a forked child inherits
     for method in sys.argv[1].split(","):
         ctx = mp.get_context(method)
-        with ctx.Pool(2) as pool:
-            print(method, sum(pool.map(work, [20000, 40000], chunksize=1)))
-    child = mp.get_context("fork").Process(target=work, args=(10000,))
-    child.start()
-    child.join()
-    print("child", child.exitcode)
+        procs = [ctx.Process(target=work, args=(n,)) for n in (20000, 40000)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        print(method, [p.exitcode for p in procs])
+    with mp.get_context("fork").Pool(2) as pool:  # terminated at the end: SIGTERM
+        print("pool", sum(pool.map(work, [1000, 2000], chunksize=1)))
 """
 
 
@@ -80,15 +83,19 @@ def test_every_worker_is_a_labelled_record_with_its_own_figures(
     assert data["schema"] == "bump_global.report/2"
     records = data["processes"]
     roles = [r["role"] for r in records]
-    # the root, two fork workers, two spawn workers, the forked Process
-    assert roles[0] == "root" and roles.count("fork") == 3 and roles.count("spawn") == 2, roles
+    # the root; two forked and two spawned Processes; two forked pool workers
+    assert roles[0] == "root" and roles.count("fork") == 4 and roles.count("spawn") == 2, roles
     root = records[0]
+    assert root["counters"]["allocations"] > 400000
     for child in records[1:]:
         assert child["ppid"] == root["pid"]
         assert child["installed"] and child["argv"]
-        # Each worker built its own strings: its figures are its own, not its parent's.
-        assert child["counters"]["allocations"] > 10000
         assert child["process"]["peak_rss"] > 0
+        # A forked child's figures are its own: not the 400,000 strings of its parent.
+        assert child["counters"]["allocations"] < 300000
+    # The Processes of each method built 60,000 strings of their own, two blocks each.
+    for role in ("fork", "spawn"):
+        assert sum(r["counters"]["allocations"] for r in records if r["role"] == role) > 120000
     forked = [r for r in records if r["role"] == "fork"]
     assert any(r["exit"] == "os._exit" for r in forked)  # multiprocessing ends them so
     check_totals(data)
@@ -124,6 +131,37 @@ def test_a_program_ending_with_os_exit_is_reported(tmp_path: Path, how: str) -> 
     assert ours.stderr.count("bump_global report") == 1
     (root,) = json.loads(out.read_text())["processes"]
     assert root["exit"] == "os._exit" and root["counters"]["allocations"] >= 30000
+
+
+def test_a_worker_terminated_with_sigterm_writes_its_record_first(tmp_path: Path) -> None:
+    script = tmp_path / "terminated.py"
+    script.write_text(textwrap.dedent("""\
+        import multiprocessing as mp, time
+
+        def wait(ready):
+            keep = [str(i) for i in range(50000)]
+            ready.set()
+            time.sleep(60)
+
+        if __name__ == "__main__":
+            for method in ("fork", "spawn"):
+                ctx = mp.get_context(method)
+                ready = ctx.Event()
+                child = ctx.Process(target=wait, args=(ready,))
+                child.start()
+                ready.wait(30)
+                child.terminate()
+                child.join()
+                print(method, child.exitcode)
+    """))
+    out = tmp_path / "r.json"
+    ours = run(["-m", "bump_global", "run", "--json", str(out), str(script)], tmp_path)
+    assert (ours.returncode, ours.stdout) == (0, "fork -15\nspawn -15\n"), ours.stderr
+    data = json.loads(out.read_text())
+    children = [r for r in data["processes"] if r["role"] != "root"]
+    assert sorted(r["role"] for r in children) == ["fork", "spawn"]
+    assert all(r["exit"] == "signal" for r in children)
+    assert all(r["counters"]["allocations"] >= 50000 for r in children)
 
 
 KEEP_TUPLES = "keep = [(i, i + 1) for i in range(200000)]\n"

@@ -1,0 +1,232 @@
+"""The pytest plugin (bump_global.pytest_plugin), driven through pytest's pytester.
+
+Installing is irreversible, so every session runs in a subprocess
+(runpytest_subprocess); the plugin is loaded through its pytest11 entry point.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+SUITE = """
+import pytest
+
+def test_small():
+    x = [1] * 100
+
+@pytest.mark.limit_allocated("1 MB")
+def test_within_budget():
+    x = [0] * 1000
+
+@pytest.mark.limit_allocated("10KiB")
+def test_over_bytes():
+    x = [0] * 100_000
+
+@pytest.mark.limit_allocations(100)
+def test_over_count():
+    x = [str(i) for i in range(1000)]
+"""
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    for name in ("BUMP_GLOBAL", "PYTHONMALLOC", "PYTHONTRACEMALLOC", "PYTHONDEVMODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    pytester.makepyfile(test_suite=SUITE)
+    return pytester
+
+
+def figures(result: pytest.RunResult) -> dict:
+    """nodeid -> (bytes, allocations) from the --bump-global-top table (by bytes)."""
+    found = {}
+    lines = result.outlines
+    start = lines.index("by bytes:")
+    for line in lines[start + 1:]:
+        match = re.match(r"\s+([\d,]+) bytes\s+([\d,]+) allocations\s+(\S+)", line)
+        if match is None:
+            break
+        size, count, nodeid = match.groups()
+        found[nodeid] = (int(size.replace(",", "")), int(count.replace(",", "")))
+    return found
+
+
+def test_budgets_pass_and_fail_with_one_clear_message(suite: pytest.Pytester) -> None:
+    result = suite.runpytest_subprocess("--bump-global", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=2)
+    out = result.stdout.str()
+    assert re.search(
+        r"test_suite.py::test_over_bytes: its call allocated [\d,]+ bytes \(.*\), over the "
+        r"limit of 10,240 bytes \(10.0 KiB\) \(@pytest.mark.limit_allocated\('10KiB'\)\); "
+        r"see which tests allocate most with pytest --bump-global --bump-global-top 10", out)
+    assert re.search(
+        r"test_suite.py::test_over_count: its call made [\d,]+ allocations, over the limit "
+        r"of 100 allocations \(@pytest.mark.limit_allocations\(100\)\)", out)
+    assert "bump_global.measure()" in out
+    assert "bump_global: installed by --bump-global, reclaim='classes'" in out
+
+
+def test_top_summary_lists_the_heaviest_tests(suite: pytest.Pytester) -> None:
+    result = suite.runpytest_subprocess("--bump-global", "--bump-global-top", "2",
+                                        "-p", "no:cacheprovider")
+    table = figures(result)
+    assert list(table) == ["test_suite.py::test_over_bytes", "test_suite.py::test_over_count"]
+    assert table["test_suite.py::test_over_bytes"][0] >= 800_000
+    assert table["test_suite.py::test_over_count"][1] >= 1000
+    assert "by allocations:" in result.outlines
+
+
+def test_plugin_is_inactive_without_the_option(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_probe="""
+import bump_global
+def test_not_installed():
+    assert not bump_global.is_installed()
+""")
+    result = suite.runpytest_subprocess("--strict-markers", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5)  # the budgets are not checked
+    result.stdout.fnmatch_lines([
+        "*3 test(s) have allocation limits (limit_allocated / limit_allocations) that were "
+        "not checked: run pytest --bump-global to check them*",
+    ])
+
+
+def test_reclaim_option_and_existing_install_are_used(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = suite.runpytest_subprocess("--bump-global", "--bump-global-reclaim", "none",
+                                        "-p", "no:cacheprovider")
+    assert "reclaim='none'" in result.stdout.str()
+    monkeypatch.setenv("BUMP_GLOBAL", "1")
+    result = suite.runpytest_subprocess("--bump-global", "-p", "no:cacheprovider")
+    assert "installed before pytest started (BUMP_GLOBAL=1)" in result.stdout.str()
+    result.assert_outcomes(passed=2, failed=2)
+
+
+def test_warmup_leaves_first_call_caches_out(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_cache="""
+import pytest
+_cache = []
+
+def fill():
+    if not _cache:
+        _cache.extend(str(i) for i in range(1000, 2000))
+
+@pytest.mark.limit_allocations(10, warmup=1)
+def test_warm():
+    fill()
+
+def test_cold():
+    _cache.clear()
+    fill()
+""")
+    result = suite.runpytest_subprocess("--bump-global", "--bump-global-top", "10",
+                                        "-p", "no:cacheprovider", "test_cache.py")
+    result.assert_outcomes(passed=2)
+    table = figures(result)
+    assert table["test_cache.py::test_warm"][1] <= 10
+    assert table["test_cache.py::test_cold"][1] >= 1000
+
+
+def test_bad_limit_is_one_clear_usage_error(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_bad="""
+import pytest
+@pytest.mark.limit_allocated("ten megabytes")
+def test_x():
+    pass
+""")
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider", "test_bad.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "*test_bad.py::test_x: @pytest.mark.limit_allocated: invalid limit 'ten megabytes'*",
+    ])
+
+
+@pytest.mark.slow
+def test_figures_are_identical_in_five_fresh_sessions(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite.makepyfile(test_more="""
+import json, re, collections
+def test_parse(tmp_path):
+    doc = {"k%d" % i: list(range(i)) for i in range(200)}
+    (tmp_path / "d.json").write_text(json.dumps(doc))
+    assert json.loads((tmp_path / "d.json").read_text()) == doc
+
+def test_regex():
+    words = collections.Counter(re.findall(r"\\w+", "the quick brown fox " * 500))
+    assert words["fox"] == 500
+""")
+    # Fresh sessions start from the same state: no bytecode written by the first
+    # one, and the same temporary directory, absent at the start (removing an
+    # existing one with pathlib interns its names, which a test then finds
+    # interned: fewer allocations).  Explicit files: no walk of the growing tree.
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    basetemp = suite.path / "basetemp"
+    runs = []
+    for _ in range(5):
+        shutil.rmtree(basetemp, ignore_errors=True)
+        result = suite.runpytest_subprocess(
+            "--bump-global", "--bump-global-top", "10", "-p", "no:cacheprovider",
+            f"--basetemp={basetemp}", "test_suite.py", "test_more.py")
+        runs.append(figures(result))
+    assert len(runs[0]) == 6
+    assert all(run == runs[0] for run in runs), runs
+
+
+def test_xdist_workers_install_and_report_their_figures(suite: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    result = suite.runpytest_subprocess("--bump-global", "--bump-global-top", "10",
+                                        "-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(["*test_suite.py::test_over_bytes: its call allocated*"])
+    assert len(figures(result)) == 4  # the workers' figures reach the controller
+
+
+def test_empty_tests_measure_zero(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_empty="""
+import pytest
+def test_empty():
+    pass
+
+def test_fixtures(tmp_path, monkeypatch, capsys):
+    pass
+
+@pytest.mark.parametrize("x", [1, 2])
+def test_param(x):
+    pass
+
+class TestClass:
+    def test_method(self):
+        pass
+""")
+    result = suite.runpytest_subprocess("--bump-global", "--bump-global-top", "10",
+                                        "-p", "no:cacheprovider", "test_empty.py")
+    table = figures(result)
+    assert len(table) == 5
+    for nodeid, measured in table.items():
+        if nodeid.endswith("test_fixtures") and sys.version_info < (3, 11):
+            continue  # 3.9/3.10: its frame object, made by the call, is the call's
+        assert measured == (0, 0), nodeid
+
+
+def test_numpy_option_counts_array_data(suite: pytest.Pytester) -> None:
+    pytest.importorskip("numpy")
+    suite.makepyfile(test_arrays="""
+import numpy as np
+import pytest
+
+@pytest.mark.limit_allocated("1 MB")
+def test_array():
+    np.ones(1_000_000)
+""")
+    with_numpy = suite.runpytest_subprocess("--bump-global", "--bump-global-numpy",
+                                            "-p", "no:cacheprovider", "test_arrays.py")
+    with_numpy.assert_outcomes(failed=1)
+    with_numpy.stdout.fnmatch_lines(["*reclaim='classes', numpy=True*",
+                                     "*test_array: its call allocated 8,00*"])
