@@ -192,9 +192,9 @@ def test_native_sampler_allocates_nothing_from_the_region_it_measures() -> None:
     print(json.dumps(sampler.samples()))
     """
     samples = json.loads(run_python(code).stdout)
-    assert len(samples) >= 200
+    assert len(samples) >= 50  # 500 on an idle machine; ticks are skipped under load
     # The main thread only sleeps: any growth would be the sampler's own (the
-    # Python thread takes about 176 bytes per tick).
+    # Python thread takes about 176 bytes per tick: 8,800 bytes over 50).
     assert samples[-1][1] - samples[1][1] < 2048
     assert all(s[2] is not None and s[2] > 0 and s[3] > 0 for s in samples)
 
