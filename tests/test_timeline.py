@@ -409,7 +409,11 @@ def test_second_sampler_falls_back_to_the_python_thread_while_the_native_one_run
     time.sleep(0.2)
     first.stop(); second.stop()
     third = Sampler(5)  # the native sampler is free again
-    third.start(); time.sleep(0.05); third.stop()
+    third.start()
+    deadline = time.perf_counter() + 10
+    while len(third.samples()) < 2 and time.perf_counter() < deadline:
+        time.sleep(0.01)  # a loaded machine may start the thread late
+    third.stop()
     print(json.dumps([[s.native, s.why_not_native, len(s.samples())]
                       for s in (first, second, third)]))
     """
