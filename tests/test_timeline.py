@@ -254,7 +254,7 @@ def test_fork_child_samples_its_own_process_and_parent_keeps_sampling(
     assert len(parent) + len(child) == len(rows)
     fork_at = out["fork_at"]
     assert len([r for r in parent if r[1] > fork_at + 0.05]) >= 5
-    assert len(child) >= 10 and all(r[1] > fork_at for r in child)
+    assert len(child) >= 5 and all(r[1] > fork_at for r in child)  # 30 when idle
     # the child's RSS is its own (statm opened in the child, not the parent's)
     assert max(r[4] for r in child) - child[0][4] >= 80 << 20
     assert max(r[4] for r in parent) - parent[0][4] < 80 << 20
@@ -284,7 +284,7 @@ def test_cli_timeline_rows_carry_the_targets_pid(tmp_path: Path) -> None:
         args=["run", "--sample", "5", "--timeline", str(out), "-c",
               "import os, time; print(os.getpid()); time.sleep(0.1)"])
     rows = read_timeline(out)
-    assert len(rows) >= 10
+    assert len(rows) >= 5  # 20 on an idle machine
     assert {r[0] for r in rows} == {int(proc.stdout)}
     assert all(r[2] > 0 and r[3] is not None and r[4] > 0 for r in rows)
 
@@ -319,7 +319,7 @@ def test_cli_timeline_holds_a_forked_childs_own_samples(tmp_path: Path) -> None:
     parent = [r for r in rows if r[0] == parent_pid]
     child = [r for r in rows if r[0] == child_pid]
     assert len(parent) + len(child) == len(rows)
-    assert len(child) >= 10 and len(parent) >= 40
+    assert len(child) >= 5 and len(parent) >= 20  # 30 and 70 on an idle machine
     assert max(r[4] for r in child) - child[0][4] >= 80 << 20  # the child's own RSS
     assert max(r[4] for r in parent) - parent[0][4] < 80 << 20
     # the parent kept sampling after the fork
