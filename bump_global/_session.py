@@ -20,9 +20,9 @@ Python-level SIGTERM handler is not safe to add behind a program's back (it
 runs only when the interpreter gets control: a pool worker that
 multiprocessing terminates while it waits on a semaphore the parent holds
 would never die).  Each process also appends "pid ppid argv" to
-``<dir>/started`` when it joins, so the root lists those without a record.  When the root ends, it waits briefly for children still alive, then
-prints and writes the combined report and removes the directory; processes that
-started but left no record (killed) are listed as missing.
+``<dir>/started`` when it joins.  When the root ends, it waits briefly for
+children still alive, then prints and writes the combined report and removes
+the directory; processes that joined but left no record are listed as missing.
 
 Whatever the report needs runs with the C core's report guard on: an
 allocation that no longer fits in the region is served by the previous
