@@ -269,7 +269,7 @@ def format_session(data: Dict[str, Any]) -> str:
                                   f"{argv}"))
     for gone in data["missing"]:
         why = ("still running when the root ended" if gone.get("state") == "running"
-               else "ended without a record (killed?)")
+               else "ended without a record (killed by a signal)")
         lines.append(_row("missing", f"process {gone['pid']} (parent {gone['ppid']}) {why}: "
                                      + " ".join(gone.get("argv") or [])[:60]))
     total = data["total"]

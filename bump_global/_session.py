@@ -13,13 +13,16 @@ exports ``BUMP_GLOBAL_SESSION=<dir>``, so that:
   parent's, so they are subtracted).
 
 Every process that joined writes its record (:func:`bump_global._report.
-process_record`) to ``<dir>/<pid>.json`` when it ends: at exit (atexit), in
-``os._exit`` (wrapped: mypy and multiprocessing's forked workers end that way),
-or on SIGTERM when its handler was the default one (multiprocessing terminates
-pool workers so).  Each one also appends "pid ppid" to ``<dir>/started`` when it
-joins.  When the root ends, it waits briefly for children still alive, then
-prints and writes the combined report and removes the directory; processes that
-started but left no record (killed) are listed as missing.
+snapshot_record`) to ``<dir>/<pid>.json`` when it ends: at exit (atexit), or in
+``os._exit`` (wrapped: mypy and multiprocessing's forked workers end that way).
+A process killed by a signal writes none: SIGKILL cannot be caught, and a
+Python-level SIGTERM handler is not safe to add behind a program's back (it
+runs only when the interpreter gets control: a pool worker that
+multiprocessing terminates while it waits on a semaphore the parent holds
+would never die).  Each process also appends "pid ppid argv" to
+``<dir>/started`` when it joins.  When the root ends, it waits briefly for
+children still alive, then prints and writes the combined report and removes
+the directory; processes that joined but left no record are listed as missing.
 
 Whatever the report needs runs with the C core's report guard on: an
 allocation that no longer fits in the region is served by the previous
@@ -66,8 +69,6 @@ class _State:
         self.baseline: Optional[Tuple[Any, Any]] = None  # (stats, histogram) at fork
         self.sampler: Any = None
         self.finished = False
-        self.writing = False          # finish() is running (a SIGTERM must wait for it)
-        self.dying = False            # a SIGTERM came while writing: re-raise it after
         self.emit: Optional[Callable[[str], None]] = None  # how the root says one line
 
 
@@ -85,7 +86,6 @@ def prepare() -> None:
     region may be full)."""
     import platform
     import shutil  # noqa: F401
-    import signal  # noqa: F401
     import tempfile  # noqa: F401
 
     from bump_global import _report  # noqa: F401
@@ -132,7 +132,6 @@ def join(directory: str, t0: float) -> bool:
         _start_sampler()
     _announce()
     _hook_exits()
-    _hook_sigterm()
     return True
 
 
@@ -172,7 +171,6 @@ def _after_fork() -> None:
         _state.sampler = None
         _start_sampler()
     _announce()
-    _hook_sigterm()
 
 
 def _start_sampler() -> None:
@@ -202,32 +200,11 @@ def _announce() -> None:
         pass
 
 
-def _hook_sigterm() -> None:
-    """On SIGTERM (where nothing else handles it), write the record, then die of it."""
-    import signal
-
-    try:
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return
-
-        def on_sigterm(signum: int, frame: Any) -> None:
-            if _state.writing:  # interrupted its own record: die once it is written
-                _state.dying = True
-                return
-            finish("signal")
-            _die_of_sigterm()
-
-        signal.signal(signal.SIGTERM, on_sigterm)
-    except (ValueError, OSError, AttributeError):  # not the main thread, or no signals
-        pass
-
-
 def finish(exit_kind: str = "normal") -> None:
     """Write this process's record (a child) or the whole report (the root). Never raises."""
     if _state.directory is None or _state.finished or os.getpid() != _state.pid:
         return
     _state.finished = True
-    _state.writing = True
     import bump_global
 
     try:
@@ -245,17 +222,6 @@ def finish(exit_kind: str = "normal") -> None:
                 _write_child(record, samples)
     except Exception as exc:  # a report must never take the program's exit status
         _say(f"the report of process {_state.pid} failed ({exc!r})")
-    finally:
-        _state.writing = False
-    if _state.dying:
-        _die_of_sigterm()
-
-
-def _die_of_sigterm() -> None:
-    import signal
-
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _stop_sampler() -> List[Any]:

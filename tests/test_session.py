@@ -83,8 +83,10 @@ def test_every_worker_is_a_labelled_record_with_its_own_figures(
     assert data["schema"] == "bump_global.report/2"
     records = data["processes"]
     roles = [r["role"] for r in records]
-    # the root; two forked and two spawned Processes; two forked pool workers
-    assert roles[0] == "root" and roles.count("fork") == 4 and roles.count("spawn") == 2, roles
+    # The root, two forked and two spawned Processes, and the pool's forked workers that
+    # ended by themselves (the pool terminates those still waiting: they leave no record).
+    assert roles[0] == "root" and roles.count("fork") >= 2 and roles.count("spawn") == 2, roles
+    assert len(records) + len(data["missing"]) >= 7, data["missing"]
     root = records[0]
     assert root["counters"]["allocations"] > 400000
     for child in records[1:]:
@@ -133,7 +135,7 @@ def test_a_program_ending_with_os_exit_is_reported(tmp_path: Path, how: str) -> 
     assert root["exit"] == "os._exit" and root["counters"]["allocations"] >= 30000
 
 
-def test_a_worker_terminated_with_sigterm_writes_its_record_first(tmp_path: Path) -> None:
+def test_a_worker_terminated_with_sigterm_is_listed_as_missing(tmp_path: Path) -> None:
     script = tmp_path / "terminated.py"
     script.write_text(textwrap.dedent("""\
         import multiprocessing as mp, time
@@ -155,13 +157,15 @@ def test_a_worker_terminated_with_sigterm_writes_its_record_first(tmp_path: Path
                 print(method, child.exitcode)
     """))
     out = tmp_path / "r.json"
-    ours = run(["-m", "bump_global", "run", "--json", str(out), str(script)], tmp_path)
+    ours = run(["-m", "bump_global", "run", "--report", "--json", str(out), str(script)],
+               tmp_path)
+    # The workers die of SIGTERM as they would without bump_global: no handler is added.
     assert (ours.returncode, ours.stdout) == (0, "fork -15\nspawn -15\n"), ours.stderr
     data = json.loads(out.read_text())
-    children = [r for r in data["processes"] if r["role"] != "root"]
-    assert sorted(r["role"] for r in children) == ["fork", "spawn"]
-    assert all(r["exit"] == "signal" for r in children)
-    assert all(r["counters"]["allocations"] >= 50000 for r in children)
+    assert [r["role"] for r in data["processes"]] == ["root"]
+    ended = [m for m in data["missing"] if m["state"] == "ended"]
+    assert len(ended) == 2, data["missing"]  # (the resource tracker is still running)
+    assert ours.stderr.count("ended without a record (killed by a signal)") == 2
 
 
 KEEP_TUPLES = "keep = [(i, i + 1) for i in range(200000)]\n"
