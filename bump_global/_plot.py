@@ -181,8 +181,8 @@ def plot_timelines(paths: Sequence[str], output: str, title: Optional[str] = Non
     if not paths:
         raise ValueError("no timeline files given: pass one or more files written by "
                          "bump-global run --sample MS --timeline FILE")
+    loaded = [(path, read_timeline(path)) for path in paths]  # bad input first
     check_matplotlib("plot")
-    loaded = [(path, read_timeline(path)) for path in paths]
     curves = [(path, pid, data) for path, by_pid in loaded for pid, data in sorted(by_pid.items())]
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
