@@ -5,6 +5,10 @@ allocator domains make is served from one large virtual region by bumping an
 offset, and freeing is a no-op.  Memory only grows, so this suits short-lived,
 allocation-heavy programs and memory experiments ("what would it cost never to
 free?").  :func:`stats`, :func:`memory` and :func:`report` tell what it did.
+
+PYTEST_DONT_REWRITE: with ``BUMP_GLOBAL=1`` this package is imported at start-up,
+before pytest can mark the distribution of its plugin for assertion rewriting;
+this marker tells pytest not to warn (a suite run with ``-W error`` would fail).
 """
 
 from __future__ import annotations

@@ -230,3 +230,17 @@ def test_array():
     with_numpy.assert_outcomes(failed=1)
     with_numpy.stdout.fnmatch_lines(["*reclaim='classes', numpy=True*",
                                      "*test_array: its call allocated 8,00*"])
+
+
+def test_a_suite_that_turns_warnings_into_errors_runs_under_bump_global_env(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With BUMP_GLOBAL=1 the package is imported before pytest marks the plugin's
+    distribution for assertion rewriting: no warning may come of it (toolz's suite
+    runs with filterwarnings = error)."""
+    pytester.makeini("[pytest]\nfilterwarnings =\n    error\n")
+    pytester.makepyfile("def test_one():\n    assert 1 + 1 == 2\n")
+    monkeypatch.setenv("BUMP_GLOBAL", "1")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert "PytestAssertRewriteWarning" not in result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=1)
