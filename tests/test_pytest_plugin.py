@@ -244,3 +244,14 @@ def test_a_suite_that_turns_warnings_into_errors_runs_under_bump_global_env(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert "PytestAssertRewriteWarning" not in result.stdout.str() + result.stderr.str()
     result.assert_outcomes(passed=1)
+
+
+def test_pytest_is_told_not_to_rewrite_the_package() -> None:
+    """The condition pytest checks before warning about an already imported module of a
+    plugin's distribution (a regular install lists bump_global among them; an editable
+    one lists only its finder, so the subprocess test above can only fail there)."""
+    from _pytest.assertion.rewrite import AssertionRewriter
+
+    import bump_global
+
+    assert AssertionRewriter.is_rewrite_disabled(bump_global.__doc__ or "")
