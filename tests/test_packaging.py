@@ -74,7 +74,10 @@ def _run(cmd: Sequence[object], *, env: Dict[str, str], cwd: Path,
 def _build_module_env(tmp: Path) -> Dict[str, str]:
     """An environment in which ``python -m build`` imports; skip if build cannot be had."""
     env = _clean_env()
-    if importlib.util.find_spec("build") is not None:
+    spec = importlib.util.find_spec("build")
+    # A build/ directory of setuptools (here, or in the current directory) is found as a
+    # namespace package with no loader: that is not the build tool.
+    if spec is not None and spec.loader is not None:
         if "PYTHONPATH" in os.environ:  # it may be where build was found
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         return env
