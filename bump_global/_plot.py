@@ -224,7 +224,7 @@ def plot_timelines(paths: Sequence[str], output: str, title: Optional[str] = Non
                   framealpha=0.85)
     processes = len(curves)
     default = ", ".join(os.path.basename(p) for p in paths)
-    subtitle = f" ({processes} processes)" if processes > 1 else ""
+    subtitle = f" ({processes} processes)" if processes > len(paths) else ""
     fig.suptitle(f"{title or default}{subtitle}", fontsize=12)
     fig.tight_layout()
     try:

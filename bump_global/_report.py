@@ -98,10 +98,9 @@ def format_record(record: Dict[str, Any], title: str = "bump_global report") -> 
     ]
     full = [f"{c['fallback_allocations']:,} fallbacks ({format_size(c['fallback_bytes'])})",
             f"{c['failed_allocations']:,} refused"]
-    if "fallback_frees" in c:
-        full.append(f"{c['fallback_frees']:,} fallback blocks freed, "
-                    f"{c.get('fallback_reallocs', 0):,} reallocated")
     if region_full(c):
+        full.append(f"{c.get('fallback_frees', 0):,} fallback blocks freed, "
+                    f"{c.get('fallback_reallocs', 0):,} reallocated")
         lines.append(_row("full", "the region was full:", *full))
     else:
         lines.append(_row("full", *full))
