@@ -65,3 +65,15 @@ def fill(p, n, seed):
 def check(p, n, seed):
     return ctypes.string_at(p, n) == bytes((seed + i) % 251 for i in range(n))
 """
+
+# After CAPI: the RAW functions of the same library, but their calls release the GIL, so
+# the RAW hooks run truly concurrently, as they do for CPython's own callers without it.
+RAW_NOGIL = """
+_nogil = ctypes.CDLL("python", handle=api._handle)
+RAW_NOGIL = []
+for _name, _res, _args in (("Malloc", VP, [SZ]), ("Calloc", VP, [SZ, SZ]),
+                           ("Realloc", VP, [VP, SZ]), ("Free", None, [VP])):
+    _f = getattr(_nogil, "PyMem_Raw" + _name)
+    _f.restype, _f.argtypes = _res, _args
+    RAW_NOGIL.append(_f)
+"""
