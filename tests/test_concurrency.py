@@ -213,6 +213,7 @@ def test_exhaustion_error_uncaught_exits_with_a_traceback(py):
     assert "MemoryError" in proc.stderr and "Fatal" not in proc.stderr
 
 
+@pytest.mark.slow  # 5 s: 160 MB of objects, a fork, more after it
 def test_prefault_thread_starts_only_for_big_programs_and_keeps_data(py):
     out = py("""
         import bump_global, json, os

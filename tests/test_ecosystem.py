@@ -148,6 +148,7 @@ def lxml_work(rounds=30):
 """
 
 
+@pytest.mark.slow  # 5 s: 300 rounds of numpy, checked against pure Python
 @needs_numpy
 def test_numpy_arrays_created_and_dropped():
     out = run_python(EXPECTED_NUMPY + """
@@ -262,6 +263,7 @@ print(json.dumps([all(results), len(results), sys.flags.dev_mode]))
 """
 
 
+@pytest.mark.slow  # 10-15 s each: three extensions, three tracemalloc cycles, debug hooks
 @pytest.mark.parametrize("pythonmalloc", [None, "debug", "malloc", "pymalloc_debug"])
 def test_dev_mode_faulthandler_tracemalloc_and_extensions(pythonmalloc):
     workloads, calls = _available_workloads()
