@@ -1,4 +1,14 @@
-"""Shared helpers: every test that installs the allocator runs in a subprocess."""
+"""Shared helpers: every test that installs the allocator runs in a subprocess.
+
+Two lanes.  ``python -m pytest`` (the README's command, and CI's) runs every test.
+``python -m pytest -m "not slow"`` is the quick lane: it leaves out the tests marked
+``@pytest.mark.slow`` (the marker is registered in pyproject.toml): test_stress.py,
+test_fuzz.py, test_regrtest.py, test_bench.py, test_packaging.py, the plugin tests that start
+several pytest sessions, and any other test of about 5 s or more (``--durations=40`` finds
+them).  Mark a new test slow when it takes that long; an expensive result that several tests
+or parameters share (a baseline, a tool's path) goes in a module-scoped fixture, and nothing
+is run at collection (no subprocess in a skipif or a parametrize list).
+"""
 
 from __future__ import annotations
 
