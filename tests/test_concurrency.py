@@ -106,7 +106,9 @@ print(json.dumps([statuses, results[0]]))
     assert (blocks, corrupt, overlaps) == (15000, 0, 0)
 
 
-def _activation_available():
+@pytest.fixture(scope="module")
+def activation_available() -> bool:
+    """Does BUMP_GLOBAL=1 install the allocator at start-up here?  Asked once."""
     env = {"BUMP_GLOBAL": "1"}
     proc = run_python("import bump_global, sys; sys.exit(0 if bump_global.is_installed() else 1)",
                       env=env, check=False)
@@ -144,8 +146,8 @@ def main(method):
 
 @posix_only
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_multiprocessing_under_env_activation(tmp_path, method):
-    if not _activation_available():
+def test_multiprocessing_under_env_activation(tmp_path, activation_available, method):
+    if not activation_available:
         pytest.skip("BUMP_GLOBAL=1 does not install the allocator at start-up in this "
                     "interpreter (bump_global_activate.pth is not in site-packages)")
     (tmp_path / "mp_worker.py").write_text(MP_WORKER)

@@ -214,7 +214,9 @@ print(json.dumps(lxml_work()))
     assert json.loads(out) is True
 
 
-def _available_workloads():
+@pytest.fixture(scope="module")
+def available_workloads():
+    """The code and calls of the extensions' workloads that can run here (looked up once)."""
     parts, calls = [], []
     for module, code, call in (("numpy", NUMPY, "numpy_work(50)"),
                                ("msgpack", MSGPACK, "msgpack_work(50)"),
@@ -265,8 +267,8 @@ print(json.dumps([all(results), len(results), sys.flags.dev_mode]))
 
 @pytest.mark.slow  # 10-15 s each: three extensions, three tracemalloc cycles, debug hooks
 @pytest.mark.parametrize("pythonmalloc", [None, "debug", "malloc", "pymalloc_debug"])
-def test_dev_mode_faulthandler_tracemalloc_and_extensions(pythonmalloc):
-    workloads, calls = _available_workloads()
+def test_dev_mode_faulthandler_tracemalloc_and_extensions(available_workloads, pythonmalloc):
+    workloads, calls = available_workloads
     code = TOOLS.format(workloads=workloads, calls="; ".join(calls) or "pass")
     env = {"PYTHONMALLOC": pythonmalloc} if pythonmalloc else {}
     proc = run_python(code, python_args=["-X", "dev", "-X", "faulthandler"], env=env,
