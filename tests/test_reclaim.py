@@ -101,6 +101,7 @@ print(json.dumps({"used": s1.used - s0.used, "reclaimed": s1.bytes_reclaimed - s
 """
 
 
+@pytest.mark.slow  # 2-8 s: two programs of 40,000 json round trips
 def test_classes_recycle_temporaries_and_stats_show_it(py):
     none = json.loads(py(CHURN, args=["none"]).stdout)
     classes = json.loads(py(CHURN, args=["classes"]).stdout)
