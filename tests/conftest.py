@@ -1,4 +1,14 @@
-"""Shared helpers: every test that installs the allocator runs in a subprocess."""
+"""Shared helpers: every test that installs the allocator runs in a subprocess.
+
+Two lanes.  ``python -m pytest`` (the README's command, and CI's) runs every test.
+``python -m pytest -m "not slow"`` is the quick lane: it leaves out the tests marked
+``@pytest.mark.slow`` (the marker is registered in pyproject.toml): test_stress.py,
+test_fuzz.py, test_regrtest.py, test_bench.py, test_packaging.py, the plugin tests that start
+several pytest sessions, and any other test of about 5 s or more (``--durations=40`` finds
+them).  Mark a new test slow when it takes that long; an expensive result that several tests
+or parameters share (a baseline, a tool's path) goes in a module-scoped fixture, and nothing
+is run at collection (no subprocess in a skipif or a parametrize list).
+"""
 
 from __future__ import annotations
 
@@ -64,4 +74,16 @@ def fill(p, n, seed):
 
 def check(p, n, seed):
     return ctypes.string_at(p, n) == bytes((seed + i) % 251 for i in range(n))
+"""
+
+# After CAPI: the RAW functions of the same library, but their calls release the GIL, so
+# the RAW hooks run truly concurrently, as they do for CPython's own callers without it.
+RAW_NOGIL = """
+_nogil = ctypes.CDLL("python", handle=api._handle)
+RAW_NOGIL = []
+for _name, _res, _args in (("Malloc", VP, [SZ]), ("Calloc", VP, [SZ, SZ]),
+                           ("Realloc", VP, [VP, SZ]), ("Free", None, [VP])):
+    _f = getattr(_nogil, "PyMem_Raw" + _name)
+    _f.restype, _f.argtypes = _res, _args
+    RAW_NOGIL.append(_f)
 """

@@ -213,6 +213,7 @@ def test_pth_line_reports_an_unimportable_package_in_one_line(py) -> None:
     assert line.startswith("bump_global: BUMP_GLOBAL is set but bump_global cannot be imported")
 
 
+@pytest.mark.slow  # 4-6 s: a pytest session under BUMP_GLOBAL=1
 def test_pytest_runs_under_the_allocator(tmp_path: Path) -> None:
     test_file = tmp_path / "test_under_bump.py"
     test_file.write_text(textwrap.dedent("""

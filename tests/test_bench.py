@@ -20,6 +20,7 @@ BENCH = ROOT / "scripts" / "bench.py"
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("pyperf") is None,
                                 reason="scripts/bench.py needs pyperf (pip install pyperf)")
+pytestmark = [pytest.mark.slow, pytestmark]  # many benchmark processes: not in the quick lane
 
 
 def test_quick_run_writes_json_and_markdown(tmp_path: Path) -> None:

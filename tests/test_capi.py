@@ -1,6 +1,9 @@
 """The allocator contract, driven through CPython's C API (in subprocesses)."""
 
 import json
+import shutil
+import subprocess
+import sys
 
 import pytest
 from conftest import CAPI
@@ -165,3 +168,37 @@ print(json.dumps([q == p, c == p + 16, ctypes.string_at(c, 3000) == bytes(3000),
                   ctypes.string_at(d, 100) == bytes(100)]))
 """).stdout
     assert json.loads(out) == [True, True, True, True]
+
+
+@pytest.fixture(scope="module")
+def libasan() -> str:
+    """The path of the C compiler's libasan.so (asked once); skips the test without one."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None or sys.platform != "linux":
+        pytest.skip("needs libasan.so (gcc or clang) on Linux")
+    path = subprocess.run([cc, "-print-file-name=libasan.so"], capture_output=True,
+                          text=True).stdout.strip()
+    if not path.startswith("/"):
+        pytest.skip("needs libasan.so (gcc or clang) on Linux")
+    return path
+
+
+@pytest.mark.parametrize("domain", [0, 1, 2])
+def test_moved_realloc_copies_without_overlapping_memcpy(py, libasan, domain):
+    # A block that is not the most recent one moves on realloc.  The old size is unknown,
+    # so up to the new size is copied from the old address: when the new block lies just
+    # above the old one, source and destination overlap, which memcpy does not allow (C
+    # undefined behaviour; ASan's memcpy interceptor, preloaded here, aborts on it).  The
+    # copy must use memmove, or stop at the new block (the old block ends below it).
+    proc = py(f"""
+        import bump_global
+        from bump_global import _testing
+        bump_global.install("256M")
+        for size, new_size in ((100, 10000), (4000, 100000), (16, 3 << 20)):
+            p, q, kept = _testing.probe_realloc({domain}, size, new_size, True)
+            assert kept and p != q
+        print("ok")
+    """, env={"LD_PRELOAD": libasan,
+              "ASAN_OPTIONS": "detect_leaks=0:allocator_may_return_null=1"}, check=False)
+    assert proc.returncode == 0 and "memcpy-param-overlap" not in proc.stderr, \
+        proc.stderr[:2000]

@@ -1,21 +1,21 @@
-"""Threads, fork and exhaustion under the installed allocator (in subprocesses)."""
+"""Threads, fork, processes, exhaustion and prefault: fixed-size scenarios (in subprocesses).
+
+Each test runs a workload of a fixed size and checks exact figures (block counts, exit
+statuses, counters): a few seconds each, so they run in the quick lane.  The time-bounded
+random churn of the same features, every byte verified, is in test_stress.py (marked slow).
+"""
 
 import json
 import sys
 
 import pytest
-from conftest import CAPI
+from conftest import CAPI, RAW_NOGIL, run_python
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs os.fork")
 
-THREADS = CAPI + """
+THREADS = CAPI + RAW_NOGIL + """
 import random, threading
-# The same library as ctypes.pythonapi, but calls release the GIL: RAW hooks
-# then run truly concurrently, as they do for CPython's own GIL-less callers.
-nogil = ctypes.CDLL("python", handle=api._handle)
-rmalloc, rrealloc = nogil.PyMem_RawMalloc, nogil.PyMem_RawRealloc
-rmalloc.restype, rmalloc.argtypes = VP, [SZ]
-rrealloc.restype, rrealloc.argtypes = VP, [VP, SZ]
+rmalloc, _, rrealloc, _ = RAW_NOGIL
 
 def worker(tid, n_ops, out):
     rng = random.Random(tid)
@@ -106,6 +106,63 @@ print(json.dumps([statuses, results[0]]))
     assert (blocks, corrupt, overlaps) == (15000, 0, 0)
 
 
+@pytest.fixture(scope="module")
+def activation_available() -> bool:
+    """Does BUMP_GLOBAL=1 install the allocator at start-up here?  Asked once."""
+    env = {"BUMP_GLOBAL": "1"}
+    proc = run_python("import bump_global, sys; sys.exit(0 if bump_global.is_installed() else 1)",
+                      env=env, check=False)
+    return proc.returncode == 0
+
+
+MP_WORKER = """
+import json, os, sys
+import bump_global
+
+def work(seed):
+    data = {str(i): [i, str(i) * 3, bytes([i % 256]) * 50] for i in range(seed, seed + 20000)}
+    ok = all(v == [int(k), k * 3, bytes([int(k) % 256]) * 50] for k, v in data.items())
+    s = bump_global.stats() if bump_global.is_installed() else None
+    return dict(pid=os.getpid(), installed=bump_global.is_installed(), ok=ok,
+                used=s.used if s else 0)
+
+def main(method):
+    import multiprocessing
+    assert bump_global.is_installed()
+    before = {str(i): i for i in range(50000)}
+    ctx = multiprocessing.get_context(method)
+    with ctx.Pool(2) as pool:
+        results = pool.map(work, range(0, 160000, 20000))
+    q = ctx.Queue()
+    p = ctx.Process(target=q.put, args=(b"x" * 100000,))
+    p.start()
+    payload = q.get(timeout=60)
+    p.join()
+    print(json.dumps(dict(results=results, parent_ok=all(before[str(i)] == i
+                                                        for i in range(50000)),
+                          payload=payload == b"x" * 100000, exitcode=p.exitcode)))
+"""
+
+
+@posix_only
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_multiprocessing_under_env_activation(tmp_path, activation_available, method):
+    if not activation_available:
+        pytest.skip("BUMP_GLOBAL=1 does not install the allocator at start-up in this "
+                    "interpreter (bump_global_activate.pth is not in site-packages)")
+    (tmp_path / "mp_worker.py").write_text(MP_WORKER)
+    proc = run_python(f"import sys; sys.path.insert(0, {str(tmp_path)!r}); "
+                      f"import mp_worker; mp_worker.main({method!r})",
+                      env={"BUMP_GLOBAL": "1", "BUMP_GLOBAL_SIZE": "2G"}, timeout=120)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["parent_ok"] and result["payload"] and result["exitcode"] == 0
+    assert len(result["results"]) == 8
+    for r in result["results"]:
+        # fork children inherit the installed hooks; spawn children install them again
+        # from the environment at start-up.
+        assert r["installed"] and r["ok"] and r["used"] > 0, r
+
+
 def test_exhaustion_fallback_keeps_running(py):
     out = py("""
         import bump_global, json
@@ -158,6 +215,7 @@ def test_exhaustion_error_uncaught_exits_with_a_traceback(py):
     assert "MemoryError" in proc.stderr and "Fatal" not in proc.stderr
 
 
+@pytest.mark.slow  # 5 s: 160 MB of objects, a fork, more after it
 def test_prefault_thread_starts_only_for_big_programs_and_keeps_data(py):
     out = py("""
         import bump_global, json, os

@@ -1,9 +1,12 @@
-"""bump_global with C extensions from PyPI and CPython's own tools (in subprocesses).
+"""bump_global beside other allocators, CPython's tools and C extensions (in subprocesses).
 
-numpy, msgpack and lxml are used when importable (each test skips otherwise): they
-allocate heavily from C, through the PyMem/PyObject domains (object headers, buffers) and
-through their own allocators (numpy's data handler, libxml2's malloc).  Every result is
-checked against a value computed independently.
+Allocators: every PYTHONMALLOC value underneath (blocks made before the install are freed
+through our hooks to the allocator they came from).  Tools: -X dev, faulthandler,
+tracemalloc started after the install.  C extensions: numpy, msgpack and lxml are used when
+importable (each test skips otherwise): they allocate heavily from C, through the
+PyMem/PyObject domains (object headers, buffers) and through their own allocators (numpy's
+data handler, libxml2's malloc).  Every result is checked against a value computed
+independently.
 """
 
 import importlib.util
@@ -20,6 +23,63 @@ def have(module):
 needs_numpy = pytest.mark.skipif(not have("numpy"), reason="numpy is not installed")
 needs_msgpack = pytest.mark.skipif(not have("msgpack"), reason="msgpack is not installed")
 needs_lxml = pytest.mark.skipif(not have("lxml"), reason="lxml is not installed")
+
+# ------------------------------------------------------------ allocators and tools
+
+WORKLOAD = """
+import bump_global, json, threading, sys
+before = [bytearray(100) for _ in range(1000)] + [str(i) * 30 for i in range(1000)]
+bump_global.install("1G")
+del before  # 2,000 blocks of the previous allocator, freed through our hooks
+d = {str(i): [i, float(i), (i, str(i))] for i in range(50000)}
+b = bytearray()
+for i in range(2000):
+    b.extend(bytes([i % 256]) * 100)
+src = "\\n".join(f"x{i} = {i} * 2" for i in range(3000))
+ns = {}
+exec(compile(src, "<gen>", "exec"), ns)
+t = threading.Thread(target=lambda: [bytearray(300) for _ in range(20000)])
+t.start(); t.join()
+ok = (len(d) == 50000 and d["49999"][2] == (49999, "49999") and len(b) == 200000
+      and b[150] == 1 and ns["x2999"] == 5998)
+s = bump_global.stats()
+print(json.dumps([ok, s.allocations > 50000, s.foreign_frees >= 2000]))
+"""
+
+
+@pytest.mark.parametrize("pythonmalloc", ["debug", "malloc", "pymalloc", "pymalloc_debug",
+                                          "malloc_debug"])
+def test_on_top_of_pythonmalloc(py, pythonmalloc):
+    proc = py(WORKLOAD, env={"PYTHONMALLOC": pythonmalloc})
+    assert json.loads(proc.stdout) == [True, True, True]
+    assert proc.stderr == ""
+
+
+def test_with_dev_mode_and_faulthandler(py):
+    proc = py("import faulthandler; faulthandler.enable()\n" + WORKLOAD, python_args=["-X", "dev"])
+    assert json.loads(proc.stdout) == [True, True, True]
+
+
+def test_tracemalloc_started_after_install(py):
+    out = py("""
+        import bump_global, tracemalloc, json
+        bump_global.install("512M")
+        tracemalloc.start()
+        data = [str(i) * 10 for i in range(20000)]
+        traced, peak = tracemalloc.get_traced_memory()
+        snapshot = tracemalloc.take_snapshot()
+        top = snapshot.statistics("lineno")[0]
+        tracemalloc.stop()                  # restores our hooks, not the defaults
+        s0 = bump_global.stats()
+        more = [bytes(100) for i in range(10000)]
+        s1 = bump_global.stats()
+        print(json.dumps([traced > 200000, top.size > 200000,
+                          s1.allocations - s0.allocations >= 10000]))
+    """).stdout
+    assert json.loads(out) == [True, True, True]
+
+
+# ------------------------------------------------------------ C extensions
 
 NUMPY = """
 import numpy as np
@@ -88,6 +148,7 @@ def lxml_work(rounds=30):
 """
 
 
+@pytest.mark.slow  # 5 s: 300 rounds of numpy, checked against pure Python
 @needs_numpy
 def test_numpy_arrays_created_and_dropped():
     out = run_python(EXPECTED_NUMPY + """
@@ -153,7 +214,9 @@ print(json.dumps(lxml_work()))
     assert json.loads(out) is True
 
 
-def _available_workloads():
+@pytest.fixture(scope="module")
+def available_workloads():
+    """The code and calls of the extensions' workloads that can run here (looked up once)."""
     parts, calls = [], []
     for module, code, call in (("numpy", NUMPY, "numpy_work(50)"),
                                ("msgpack", MSGPACK, "msgpack_work(50)"),
@@ -202,9 +265,10 @@ print(json.dumps([all(results), len(results), sys.flags.dev_mode]))
 """
 
 
+@pytest.mark.slow  # 10-15 s each: three extensions, three tracemalloc cycles, debug hooks
 @pytest.mark.parametrize("pythonmalloc", [None, "debug", "malloc", "pymalloc_debug"])
-def test_dev_mode_faulthandler_tracemalloc_and_extensions(pythonmalloc):
-    workloads, calls = _available_workloads()
+def test_dev_mode_faulthandler_tracemalloc_and_extensions(available_workloads, pythonmalloc):
+    workloads, calls = available_workloads
     code = TOOLS.format(workloads=workloads, calls="; ".join(calls) or "pass")
     env = {"PYTHONMALLOC": pythonmalloc} if pythonmalloc else {}
     proc = run_python(code, python_args=["-X", "dev", "-X", "faulthandler"], env=env,

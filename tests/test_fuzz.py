@@ -15,9 +15,12 @@ import json
 import pytest
 from conftest import CAPI, run_python
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("hypothesis") is None,
-    reason="hypothesis is not installed (pip install -e '.[test]' installs it)")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("hypothesis") is None,
+        reason="hypothesis is not installed (pip install -e '.[test]' installs it)"),
+]
 
 MACHINE = CAPI + r"""
 import json, sys, time, traceback

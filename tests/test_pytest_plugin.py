@@ -96,6 +96,7 @@ def test_not_installed():
     ])
 
 
+@pytest.mark.slow  # two pytest sessions
 def test_reclaim_option_and_existing_install_are_used(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -179,6 +180,7 @@ def test_regex():
     assert all(run == runs[0] for run in runs), runs
 
 
+@pytest.mark.slow  # a controller and two worker sessions
 def test_xdist_workers_install_and_report_their_figures(suite: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     result = suite.runpytest_subprocess("--bump-global", "--bump-global-top", "10",

@@ -21,6 +21,8 @@ import textwrap
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import pytest
+
 REPORT2 = "bump_global.report/2"
 STRIPPED = ("BUMP_GLOBAL", "PYTHONMALLOC", "PYTHONTRACEMALLOC", "PYTHONDEVMODE", "PYTHONPATH",
             "PYTHONHASHSEED")
@@ -93,6 +95,7 @@ def _write_json(path: Path, records: int) -> Any:
     return data
 
 
+@pytest.mark.slow  # 5 s: json.tool on 8,000 records, twice
 def test_json_tool_on_a_generated_file_prints_the_same_document_under_bump(tmp_path):
     source = tmp_path / "data.json"
     data = _write_json(source, 8_000)

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # minutes: a dozen of CPython's test modules per policy
+
 SAMPLE = ["test_dict", "test_list", "test_tuple", "test_set", "test_bytes", "test_unicode",
           "test_str", "test_json", "test_re", "test_threading", "test_weakref", "test_gc"]
 # Under reclaim="classes" blocks come back: the modules that free and reuse the most.

@@ -5,6 +5,9 @@ freed, and at the end: a block that overlaps another, or that another thread wro
 shows up as a wrong byte; the live blocks of all threads are also checked for overlapping
 address ranges.  Each test prints its figures (threads x operations, bytes verified): run
 ``pytest -s tests/test_stress.py`` to see them.
+
+Every test here is marked slow (seconds of churn each); the fixed-size checks of the same
+features (threads, fork, exhaustion, prefault, processes) are in test_concurrency.py.
 """
 
 import json
@@ -13,27 +16,19 @@ import sys
 import textwrap
 
 import pytest
-from conftest import CAPI, run_python
+from conftest import CAPI, RAW_NOGIL, run_python
 
+pytestmark = pytest.mark.slow
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs os.fork")
 
 SECONDS = 4.0  # how long each churning phase runs (the operation counts are bounded too)
 
 # Pasted into the subprocesses, after CAPI.  churn() drives one domain with random
 # malloc/calloc/realloc/free and checks every byte it wrote.
-STRESS = CAPI + r"""
+STRESS = CAPI + RAW_NOGIL + r"""
 import json, os, random, sys, threading, time, warnings
 warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, 3.12+
 
-# The same library as ctypes.pythonapi, but its calls release the GIL: the RAW hooks run
-# truly concurrently, as they do for CPython's own callers without the GIL.
-_nogil = ctypes.CDLL("python", handle=api._handle)
-RAW_NOGIL = []
-for _name, _res, _args in (("Malloc", VP, [SZ]), ("Calloc", VP, [SZ, SZ]),
-                           ("Realloc", VP, [VP, SZ]), ("Free", None, [VP])):
-    _f = getattr(_nogil, "PyMem_Raw" + _name)
-    _f.restype, _f.argtypes = _res, _args
-    RAW_NOGIL.append(_f)
 memcmp = ctypes.CDLL(None).memcmp
 memcmp.restype, memcmp.argtypes = ctypes.c_int, [VP, VP, SZ]
 # Operations per thread at most, whatever the speed of the machine: about 20 KiB are
@@ -354,64 +349,6 @@ def test_fork_repeatedly_while_threads_allocate():
     assert result["forks"] >= 10 and result["statuses"] == [0] * result["forks"]
 
 
-def _activation_available():
-    env = {"BUMP_GLOBAL": "1"}
-    proc = run_python("import bump_global, sys; sys.exit(0 if bump_global.is_installed() else 1)",
-                      env=env, check=False)
-    return proc.returncode == 0
-
-
-MP_WORKER = """
-import json, os, sys
-import bump_global
-
-def work(seed):
-    data = {str(i): [i, str(i) * 3, bytes([i % 256]) * 50] for i in range(seed, seed + 20000)}
-    ok = all(v == [int(k), k * 3, bytes([int(k) % 256]) * 50] for k, v in data.items())
-    s = bump_global.stats() if bump_global.is_installed() else None
-    return dict(pid=os.getpid(), installed=bump_global.is_installed(), ok=ok,
-                used=s.used if s else 0)
-
-def main(method):
-    import multiprocessing
-    assert bump_global.is_installed()
-    before = {str(i): i for i in range(50000)}
-    ctx = multiprocessing.get_context(method)
-    with ctx.Pool(2) as pool:
-        results = pool.map(work, range(0, 160000, 20000))
-    q = ctx.Queue()
-    p = ctx.Process(target=q.put, args=(b"x" * 100000,))
-    p.start()
-    payload = q.get(timeout=60)
-    p.join()
-    print(json.dumps(dict(results=results, parent_ok=all(before[str(i)] == i
-                                                        for i in range(50000)),
-                          payload=payload == b"x" * 100000, exitcode=p.exitcode)))
-"""
-
-
-@posix_only
-@pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_multiprocessing_under_env_activation(tmp_path, method):
-    if not _activation_available():
-        pytest.skip("BUMP_GLOBAL=1 does not install the allocator at start-up in this "
-                    "interpreter (bump_global_activate.pth is not in site-packages)")
-    (tmp_path / "mp_worker.py").write_text(MP_WORKER)
-    proc = run_python(f"import sys; sys.path.insert(0, {str(tmp_path)!r}); "
-                      f"import mp_worker; mp_worker.main({method!r})",
-                      env={"BUMP_GLOBAL": "1", "BUMP_GLOBAL_SIZE": "2G"}, timeout=120)
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    figures(f"multiprocessing {method}",
-            {"tasks": len(result["results"]),
-             "workers": len({r["pid"] for r in result["results"]})})
-    assert result["parent_ok"] and result["payload"] and result["exitcode"] == 0
-    assert len(result["results"]) == 8
-    for r in result["results"]:
-        # fork children inherit the installed hooks; spawn children install them again
-        # from the environment at start-up.
-        assert r["installed"] and r["ok"] and r["used"] > 0, r
-
-
 def test_exhaustion_fallback_with_threads():
     result = run_stress(f"""
         import bump_global
@@ -488,14 +425,18 @@ def test_exhaustion_error_with_threads():
     assert result["used"] <= result["reserved"] + (4 << 20)
 
 
-HAVE_SUBINTERP = [m for m in ("_xxsubinterpreters", "_interpreters")
-                  if subprocess.run([sys.executable, "-c", f"import {m}"],
-                                    capture_output=True).returncode == 0]
+def _subinterpreter_module():
+    """The newest subinterpreter module this Python has (asked in a subprocess), or None."""
+    have = [m for m in ("_xxsubinterpreters", "_interpreters")
+            if subprocess.run([sys.executable, "-c", f"import {m}"],
+                              capture_output=True).returncode == 0]
+    return have[-1] if have else None
 
 
-@pytest.mark.skipif(not HAVE_SUBINTERP, reason="no subinterpreter module in this Python")
 def test_shared_gil_subinterpreters_while_raw_threads_run():
-    module = HAVE_SUBINTERP[-1]
+    module = _subinterpreter_module()
+    if module is None:
+        pytest.skip("no subinterpreter module in this Python")
     if module == "_interpreters":
         create, run = "mod.create(config='legacy')", "mod.exec(iid, code)"
     elif sys.version_info >= (3, 12):
@@ -524,36 +465,3 @@ def test_shared_gil_subinterpreters_while_raw_threads_run():
     figures(f"{module} (shared GIL) + RAW threads", result)
     assert result["failures"] == [] and result["errors"] == [] and result["overlaps"] == 0
     assert result["subinterpreters"] >= 3
-
-
-def _libasan():
-    import shutil
-
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None or sys.platform != "linux":
-        return None
-    path = subprocess.run([cc, "-print-file-name=libasan.so"], capture_output=True,
-                          text=True).stdout.strip()
-    return path if path.startswith("/") else None
-
-
-@pytest.mark.skipif(_libasan() is None, reason="needs libasan.so (gcc or clang) on Linux")
-@pytest.mark.parametrize("domain", [0, 1, 2])
-def test_moved_realloc_copies_without_overlapping_memcpy(domain):
-    # A block that is not the most recent one moves on realloc.  The old size is unknown,
-    # so up to the new size is copied from the old address: when the new block lies just
-    # above the old one, source and destination overlap, which memcpy does not allow (C
-    # undefined behaviour; ASan's memcpy interceptor, preloaded here, aborts on it).  The
-    # copy must use memmove, or stop at the new block (the old block ends below it).
-    proc = run_python(f"""
-        import bump_global
-        from bump_global import _testing
-        bump_global.install("256M")
-        for size, new_size in ((100, 10000), (4000, 100000), (16, 3 << 20)):
-            p, q, kept = _testing.probe_realloc({domain}, size, new_size, True)
-            assert kept and p != q
-        print("ok")
-    """, env={"LD_PRELOAD": _libasan(),
-              "ASAN_OPTIONS": "detect_leaks=0:allocator_may_return_null=1"}, check=False)
-    assert proc.returncode == 0 and "memcpy-param-overlap" not in proc.stderr, \
-        proc.stderr[:2000]
