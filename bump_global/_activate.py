@@ -158,22 +158,6 @@ def _activate(environ: Mapping[str, str], start: float) -> None:
         _session.start(session, start, sampler)
 
 
-def _print_report(start: float) -> None:
-    """The report on stderr, after everything the program wrote on stdout."""
-    wall_time = time.perf_counter() - start
-    try:
-        import bump_global
-
-        text = bump_global.report(wall_time=wall_time)
-        try:
-            sys.stdout.flush()
-        except Exception:  # stdout may be closed: the report goes to stderr
-            pass
-        print(text, file=sys.stderr, flush=True)
-    except Exception as exc:
-        _warn(f"{PREFIX}_REPORT: the report failed ({exc!r})")
-
-
 def _warn(message: str) -> None:
     """`message` as one line on stderr, whatever state stderr is in."""
     try:

@@ -251,18 +251,3 @@ def test_read_options() -> None:
         prefault=True)
     with pytest.raises(ValueError, match=r"^BUMP_GLOBAL_SCOPE='OBJECTS': invalid scope"):
         _activate.read_options({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_SCOPE": "OBJECTS"})
-
-
-def test_report_passes_wall_time(monkeypatch, capsys) -> None:
-    import bump_global
-
-    seen = []
-
-    def report(wall_time: float) -> str:
-        seen.append(wall_time)
-        return "REPORT"
-
-    monkeypatch.setattr(bump_global, "report", report)
-    _activate._print_report(0.0)
-    assert len(seen) == 1 and seen[0] > 0
-    assert capsys.readouterr() == ("", "REPORT\n")
