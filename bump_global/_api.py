@@ -1,10 +1,9 @@
-"""bump_global: a process-wide bump allocator for CPython.
+"""The body of the bump_global package: install(), stats(), memory(), report()...
 
-Call :func:`install` once, early: from then on every allocation the chosen
-allocator domains make is served from one large virtual region by bumping an
-offset, and freeing is a no-op.  Memory only grows, so this suits short-lived,
-allocation-heavy programs and memory experiments ("what would it cost never to
-free?").  :func:`stats`, :func:`memory` and :func:`report` tell what it did.
+``bump_global/__init__.py`` is thin and loads this module on first use of any of
+these names, so that ``BUMP_GLOBAL=1`` start-up (bump_global/_startup.py), which
+installs through the C core directly, does not pay for it.  The public names say
+``bump_global`` as their module.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import os
 import sys
 import time
 
-from bump_global import _region
+from bump_global import _region, _startup
 from bump_global._config import (
     DEFAULT_GC,
     DEFAULT_ON_EXHAUSTED,
@@ -24,31 +23,27 @@ from bump_global._config import (
     format_size,
     parse_size,
 )
-from bump_global._measure import Measure, measure
 from bump_global._records import Memory, Stats
 
-# Installing at start-up must stay cheap: nothing here imports typing at run time.
+# Nothing here imports typing at run time.
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from typing import Any, Dict, Optional, Tuple
 
     from bump_global._config import SizeLike
 
+#: What bump_global/__init__.py takes from here (the public names of this module).
 __all__ = [
     "BumpGlobalError",
-    "Measure",
-    "Memory",
-    "Stats",
     "install",
+    "installed_config",
     "is_installed",
-    "measure",
     "memory",
     "parse_size",
     "report",
     "report_dict",
     "stats",
 ]
-__version__ = "0.1.0"
 
 
 class BumpGlobalError(RuntimeError):
@@ -78,9 +73,6 @@ def is_installed() -> bool:
         return _load_core().config() is not None
     except BumpGlobalError:
         return False
-
-
-_installed_at: Optional[float] = None  # time.perf_counter() at install
 
 
 def install(
@@ -134,7 +126,6 @@ def install(
 def _install(config: Config, source: str) -> None:
     """install() of a validated `config`; messages spell options as `source` does
     ("api": ``size='4G'``, "env": ``BUMP_GLOBAL_SIZE='4G'``, "cli": ``--size '4G'``)."""
-    global _installed_at
     core = _load_core()
     current = core.config()
     size = _region.round_size(config.size)
@@ -156,15 +147,16 @@ def _install(config: Config, source: str) -> None:
         raise BumpGlobalError(_reserve_failure(config, source, exc)) from exc
     core.install(region.mapping, region.base, size, region.committed, region.commit_step,
                  *config.core_arguments())
-    _installed_at = time.perf_counter()
+    _startup.installed()
     _apply_gc_policy(config.gc)
     if config.prefault and hasattr(os, "register_at_fork"):
         # CPython warns when fork() copies a multi-threaded process: stop the
         # prefault thread before each os.fork() (it restarts when needed).
         os.register_at_fork(before=core.prefault_stop)
-    from bump_global._subinterp import install_guards
+    if sys.version_info >= (3, 12):  # before 3.12 every subinterpreter shares the GIL
+        from bump_global._subinterp import install_guards
 
-    install_guards(config.scope)
+        install_guards(config.scope)
     if config.numpy:
         _enable_numpy(config, source)
 
@@ -220,16 +212,7 @@ def _reserve_failure(config: Config, source: str, exc: OSError) -> str:
             f"({format_size(auto)}, {why})")
 
 
-def _apply_gc_policy(policy: str) -> None:
-    import gc
-
-    if policy == "off":
-        gc.disable()
-    elif policy == "relaxed":
-        # Ten times rarer young collections, and full ones (threshold2 is 0 where
-        # the interpreter does not use it).
-        young, middle, old = gc.get_threshold()
-        gc.set_threshold(young * 10, middle, old * 10)
+_apply_gc_policy = _startup.apply_gc_policy
 
 
 def _check_interpreter(config: Config, core) -> None:  # type: ignore[no-untyped-def]
@@ -273,8 +256,8 @@ def memory() -> Memory:
 
 
 def _wall(wall_time: Optional[float]) -> Optional[float]:
-    if wall_time is None and _installed_at is not None:
-        return time.perf_counter() - _installed_at
+    if wall_time is None and _startup.installed_at is not None:
+        return time.perf_counter() - _startup.installed_at
     return wall_time
 
 
@@ -338,3 +321,9 @@ def _sample() -> Tuple[int, Optional[int]]:
     It allocates one small tuple; (0, None) before install.
     """
     return _load_core().sample()  # type: ignore[no-any-return]
+
+
+for _name in __all__:
+    if getattr(globals()[_name], "__module__", None) == __name__:
+        globals()[_name].__module__ = "bump_global"
+del _name

@@ -80,6 +80,24 @@ core_buffer_address(PyObject *self, PyObject *obj)
     return address;
 }
 
+/* reserve(n) -> the address of n bytes of fresh address space, or None: the
+ * BUMP_GLOBAL=1 start-up fast path (bump_global/_startup.py) reserves here
+ * instead of importing mmap; install() then gets mapping None (nothing to
+ * pin: this mapping is never unmapped). */
+static PyObject *
+core_reserve(PyObject *self, PyObject *arg)
+{
+    size_t n = PyLong_AsSize_t(arg);
+    if (n == (size_t)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    void *p = n ? prim_reserve(n) : NULL;
+    if (p == NULL) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromVoidPtr(p);
+}
+
 static PyObject *
 core_install(PyObject *self, PyObject *args)
 {

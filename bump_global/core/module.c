@@ -13,6 +13,9 @@ static PyMethodDef core_methods[] = {
      "gc_policy, reclaim) or None."},
     {"stats", core_stats, METH_NOARGS,
      "stats() -> tuple of counters (see bump_global.stats) or None."},
+    {"reserve", core_reserve, METH_O,
+     "reserve(n) -> address of n bytes of fresh, never-unmapped address space\n"
+     "(Linux, MAP_NORESERVE), or None where this cannot be had."},
     {"buffer_address", core_buffer_address, METH_O,
      "buffer_address(obj) -> address of obj's buffer (e.g. an mmap object)."},
     {"prefault_stop", core_prefault_stop, METH_NOARGS,

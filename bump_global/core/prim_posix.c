@@ -10,6 +10,8 @@
  *   prim_populate(lo, hi)          fault pages in (prefault thread only)
  *   prim_os_alloc / prim_os_free   memory straight from the OS (never from
  *                                  Python's allocators, which we replace)
+ *   prim_reserve(len)              the region for the start-up fast path
+ *                                  (Linux; NULL elsewhere)
  *   locks, a condition variable, a thread, and fork handlers.
  * PRIM_HAVE_PREFAULT says whether prefaulting is offered here (Linux).
  */
@@ -183,6 +185,23 @@ prim_os_alloc(size_t len)
 {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
+}
+
+/* Reserve len bytes of address space for the region, readable and writable,
+ * never charged until touched (MAP_NORESERVE, Linux); NULL where this cannot be
+ * had this way (then Python's _region.py reserves, with its fallbacks and its
+ * messages).  The start-up fast path's reservation; never unmapped. */
+static void *
+prim_reserve(size_t len)
+{
+#if defined(__linux__) && defined(MAP_NORESERVE)
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+#else
+    (void)len;
+    return NULL;
+#endif
 }
 
 static void

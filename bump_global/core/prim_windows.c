@@ -121,6 +121,14 @@ prim_populate(uintptr_t lo, uintptr_t hi, int *use_madvise)
     }
 }
 
+/* No start-up fast path on Windows: _region.py reserves with VirtualAlloc. */
+static void *
+prim_reserve(size_t len)
+{
+    (void)len;
+    return NULL;
+}
+
 static void *
 prim_os_alloc(size_t len)
 {
