@@ -112,6 +112,13 @@ prim_huge_pages(uintptr_t addr, uintptr_t len)
     (void)len;
 }
 
+/* No prefaulting here (PRIM_HAVE_PREFAULT is 0). */
+static int
+prim_no_idle_core(void)
+{
+    return 0;
+}
+
 static void
 prim_populate(uintptr_t lo, uintptr_t hi, int *use_madvise)
 {
