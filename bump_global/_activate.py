@@ -55,7 +55,7 @@ class Options(Record):
     report: bool
     histogram: bool
     prefault: bool
-    huge_pages: bool = True
+    huge_pages: bool = False
     gc: str = DEFAULT_GC
     reclaim: str = DEFAULT_RECLAIM
     numpy: bool = False

@@ -310,9 +310,12 @@ INSTALL_OPTIONS = (
     Option("histogram", "flag", False,
            "count requests per power-of-two size class (in the report)"),
     Option("prefault", "flag", True,
-           "a helper thread faults pages in ahead of the bump (Linux)"),
-    Option("huge_pages", "flag", True,
-           "transparent huge pages over the region once it holds 32 MiB (Linux)"),
+           "a helper thread faults pages in ahead of the bump while a core is idle; "
+           "when none is, the program populates each new chunk in one call (Linux)"),
+    Option("huge_pages", "flag", False,
+           "transparent huge pages over the region once it holds 32 MiB (Linux); off by "
+           "default: in shuffled runs they cost 1.3x the CPU of 4 KiB pages, the kernel "
+           "compacting memory for them after other programs (docs/performance.md)"),
     Option("gc", "choice", DEFAULT_GC, "the cyclic GC", GC_POLICIES, metavar="POLICY"),
     Option("reclaim", "choice", DEFAULT_RECLAIM, "what free gives back", RECLAIM,
            metavar="POLICY"),
@@ -346,7 +349,7 @@ class Config(Record):
     on_exhausted: str
     histogram: bool = False
     prefault: bool = True
-    huge_pages: bool = True
+    huge_pages: bool = False
     gc: str = DEFAULT_GC
     reclaim: str = DEFAULT_RECLAIM
     numpy: bool = False
@@ -354,7 +357,7 @@ class Config(Record):
     @classmethod
     def make(cls, size: SizeLike = DEFAULT_SIZE, scope: str = DEFAULT_SCOPE,
              on_exhausted: str = DEFAULT_ON_EXHAUSTED, histogram: bool = False,
-             prefault: bool = True, huge_pages: bool = True, gc: str = DEFAULT_GC,
+             prefault: bool = True, huge_pages: bool = False, gc: str = DEFAULT_GC,
              reclaim: str = DEFAULT_RECLAIM, numpy: bool = False) -> Config:
         """Validate install()'s arguments; ValueError naming the bad one."""
         return cls.from_values({"size": size, "scope": scope, "on_exhausted": on_exhausted,

@@ -37,7 +37,7 @@ UNKNOWN_MEMORY_SIZE = 16 << 30
 #: configuration (scope, on_exhausted, histogram, prefault, huge_pages, gc, reclaim):
 #: bump_global/_config.py defines the defaults; tests/test_startup.py checks that
 #: this is Config.make().core_arguments() and DEFAULT_GC is its gc.
-DEFAULT_CORE_ARGUMENTS = (2, 1, False, True, True, 2, 0)
+DEFAULT_CORE_ARGUMENTS = (2, 1, False, True, False, 2, 0)
 DEFAULT_GC = "relaxed"
 DEFAULT_PREFAULT = True
 
