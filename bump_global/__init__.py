@@ -9,34 +9,45 @@ free?").  :func:`stats`, :func:`memory` and :func:`report` tell what it did.
 PYTEST_DONT_REWRITE: with ``BUMP_GLOBAL=1`` this package is imported at start-up,
 before pytest can mark the distribution of its plugin for assertion rewriting;
 this marker tells pytest not to warn (a suite run with ``-W error`` would fail).
+
+This file is thin: every name is loaded on first use (module ``__getattr__``)
+from bump_global/_api.py (install, stats, report...), _measure.py (measure) or
+_records.py (Stats, Memory), so that ``BUMP_GLOBAL=1`` start-up, which installs
+through bump_global/_startup.py and the C core, imports none of them.
 """
 
-from __future__ import annotations
-
-import os
-import sys
-import time
-
-from bump_global import _region
-from bump_global._config import (
-    DEFAULT_GC,
-    DEFAULT_ON_EXHAUSTED,
-    DEFAULT_RECLAIM,
-    DEFAULT_SCOPE,
-    DEFAULT_SIZE,
-    Config,
-    format_size,
-    parse_size,
-)
-from bump_global._measure import Measure, measure
-from bump_global._records import Memory, Stats
-
-# Installing at start-up must stay cheap: nothing here imports typing at run time.
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from typing import Any, Dict, Optional, Tuple
-
-    from bump_global._config import SizeLike
+    from bump_global._api import (
+        BumpGlobalError,
+        install,
+        is_installed,
+        memory,
+        parse_size,
+        report,
+        report_dict,
+        stats,
+    )
+    from bump_global._api import (
+        _guarded as _guarded,
+    )
+    from bump_global._api import (
+        _install as _install,
+    )
+    from bump_global._api import (
+        _load_core as _load_core,
+    )
+    from bump_global._api import (
+        _numpy_enabled as _numpy_enabled,
+    )
+    from bump_global._api import (
+        _sample as _sample,
+    )
+    from bump_global._api import (
+        installed_config as installed_config,
+    )
+    from bump_global._measure import Measure, measure
+    from bump_global._records import Memory, Stats
 
 __all__ = [
     "BumpGlobalError",
@@ -54,291 +65,30 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-
-class BumpGlobalError(RuntimeError):
-    """bump_global cannot do what was asked (the message says what to do)."""
-
-
-def _load_core():  # type: ignore[no-untyped-def]
-    """The C extension, imported on first use with a clear error if unusable."""
-    if sys.implementation.name != "cpython":
-        raise BumpGlobalError(
-            f"bump_global needs CPython (this is {sys.implementation.name}): "
-            "it replaces CPython's PyMem allocators"
-        )
-    try:
-        from bump_global import _core as core
-    except ImportError as exc:
-        raise BumpGlobalError(
-            f"the bump_global C extension cannot be loaded ({exc}); reinstall the "
-            "package with a C compiler available: pip install --force-reinstall bump_global"
-        ) from exc
-    return core
+#: Names loaded on first use: name -> module of this package.
+_LAZY = {"Measure": "_measure", "measure": "_measure", "Memory": "_records",
+         "Stats": "_records"}
+#: Names of _api that other modules of the package use (besides its __all__).
+_API_PRIVATE = frozenset({"_guarded", "_install", "_load_core", "_numpy_enabled", "_sample",
+                          "_wall", "_set_guard", "_check_interpreter", "_reserve_failure",
+                          "_apply_gc_policy", "installed_config"})
+#: Values that change after install: read from _api on every access, never cached.
+_LIVE = frozenset({"_numpy_enabled"})
 
 
-def is_installed() -> bool:
-    """True once :func:`install` succeeded in this process (or a parent before fork)."""
-    try:
-        return _load_core().config() is not None
-    except BumpGlobalError:
-        return False
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        # Only _api's own names: a submodule name (`from bump_global import _core`)
+        # must get AttributeError here, so that the import system loads it.
+        if name not in __all__ and name not in _API_PRIVATE:
+            raise AttributeError(f"module 'bump_global' has no attribute {name!r}")
+        module = "_api"
+    value = getattr(__import__(f"bump_global.{module}", fromlist=[name]), name)
+    if name not in _LIVE:
+        globals()[name] = value
+    return value
 
 
-_installed_at: Optional[float] = None  # time.perf_counter() at install
-
-
-def install(
-    size: SizeLike = DEFAULT_SIZE,
-    scope: str = DEFAULT_SCOPE,
-    on_exhausted: str = DEFAULT_ON_EXHAUSTED,
-    histogram: bool = False,
-    prefault: bool = True,
-    huge_pages: bool = True,
-    gc: str = DEFAULT_GC,
-    reclaim: str = DEFAULT_RECLAIM,
-    numpy: bool = False,
-) -> None:
-    """Reserve the region and route CPython's allocators through it.
-
-    `size`: the budget, bytes or a string such as ``"512M"``, ``"4G"``,
-    ``"64GiB"`` (binary units); by default (``"auto"``) half of the machine's
-    physical memory (or of its cgroup's limit, if lower), so that a program
-    that never frees reaches the fallback before the machine runs out.
-    Address space is reserved, memory is only used as it is handed out.
-    `scope`: ``"python"`` (RAW, MEM and OBJ domains: everything Python
-    allocates), ``"objects"`` (OBJ only) or ``"raw"`` (RAW only).
-    `on_exhausted`: ``"fallback"`` (the allocator that was there before serves
-    what no longer fits) or ``"error"`` (the allocation fails: MemoryError).
-    `histogram`: count requests per power-of-two size class (see
-    :attr:`Stats.histogram`); off by default, when the hot path pays nothing.
-    `prefault`: once the program has taken 32 MiB, a helper thread faults pages
-    in ahead of the bump, on another core (Linux; ignored elsewhere).
-    `huge_pages`: once the program has taken 32 MiB, ask for transparent huge
-    pages over the region (``MADV_HUGEPAGE``, Linux): 2 MiB per page fault.
-    `gc`: what to do with CPython's cyclic GC, which gives no memory back to a
-    bump allocator: ``"keep"`` it as configured, ``"relaxed"`` (collections 10
-    times rarer) or ``"off"`` (``gc.disable()``).
-    `reclaim`: ``"none"`` (free gives nothing back: the bump allocator),
-    ``"last"`` (freeing the most recent block moves the pointer back) or
-    ``"classes"`` (blocks up to 32 KiB reused through size classes, like
-    pymalloc); both opt-in policies apply to the MEM and OBJ domains.
-    `numpy`: serve numpy's array data from the region too (a NEP 49 data
-    handler, numpy 1.22+, set now or when numpy is imported; arrays made
-    before keep numpy's handler); the report counts array bytes exactly.
-
-    Install once, as early as possible.  Calling it again with the same
-    configuration does nothing; with another raises :class:`BumpGlobalError`,
-    as do conditions that would make the allocator unsafe.  Bad arguments raise
-    ValueError.  There is no uninstall: the hooks stay until the process exits.
-    """
-    _install(Config.make(size, scope, on_exhausted, histogram, prefault, huge_pages, gc,
-                         reclaim, numpy), "api")
-
-
-def _install(config: Config, source: str) -> None:
-    """install() of a validated `config`; messages spell options as `source` does
-    ("api": ``size='4G'``, "env": ``BUMP_GLOBAL_SIZE='4G'``, "cli": ``--size '4G'``)."""
-    global _installed_at
-    core = _load_core()
-    current = core.config()
-    size = _region.round_size(config.size)
-    if current is not None:
-        have = installed_config()
-        if have == config.replace(size=size):
-            return
-        raise BumpGlobalError(
-            f"bump_global is already installed with {have.describe(source)}; "
-            f"it cannot be reinstalled with {config.describe(source)}: "
-            "install once per process, at start-up"
-        )
-    _check_interpreter(config, core)
-    if config.numpy:
-        _check_numpy(config, source)
-    try:
-        region = _region.reserve(2 * size + core.EMERGENCY_RESERVE)
-    except OSError as exc:
-        raise BumpGlobalError(_reserve_failure(config, source, exc)) from exc
-    core.install(region.mapping, region.base, size, region.committed, region.commit_step,
-                 *config.core_arguments())
-    _installed_at = time.perf_counter()
-    _apply_gc_policy(config.gc)
-    if config.prefault and hasattr(os, "register_at_fork"):
-        # CPython warns when fork() copies a multi-threaded process: stop the
-        # prefault thread before each os.fork() (it restarts when needed).
-        os.register_at_fork(before=core.prefault_stop)
-    from bump_global._subinterp import install_guards
-
-    install_guards(config.scope)
-    if config.numpy:
-        _enable_numpy(config, source)
-
-
-_numpy_enabled = False
-
-
-def installed_config() -> Optional[Config]:
-    """The configuration installed in this process, or None."""
-    try:
-        current = _load_core().config()
-    except BumpGlobalError:
-        return None
-    return None if current is None else Config.from_core(current, _numpy_enabled)
-
-
-def _check_numpy(config: Config, source: str) -> None:
-    """Before installing: refuse, in one line, numpy=True where it cannot work."""
-    from bump_global import _numpy_hook
-
-    option = config.spell_flag("numpy", source)
-    if config.scope == "objects":
-        raise BumpGlobalError(f"{option} needs scope 'python' or 'raw': numpy's array data "
-                              "goes through the RAW domain, which scope 'objects' leaves "
-                              "to the previous allocator")
-    if "numpy" not in sys.modules:
-        _numpy_hook._check_installed_numpy(option)
-
-
-def _enable_numpy(config: Config, source: str) -> None:
-    global _numpy_enabled
-    from bump_global import _numpy_hook
-
-    _numpy_hook.enable(config.spell_flag("numpy", source))
-    _numpy_enabled = True
-
-
-def _reserve_failure(config: Config, source: str, exc: OSError) -> str:
-    """One line: the size the user set, why it failed, the largest that fits, what to do."""
-    from bump_global._config import OPTIONS, default_size
-    from bump_global._platform import largest_region
-
-    where = OPTIONS["size"].where(source)
-    reason = exc.strerror or str(exc)
-    largest = largest_region()
-    limit = ""
-    if largest is not None and largest // 2 >= (1 << 20):
-        # The reservation spans twice the size (a small-block and a large-block area).
-        limit = f" (at most {format_size(largest // 2)}: what this machine can reserve now)"
-    auto, why = default_size()
-    return (f"cannot reserve a region of {format_size(config.size)} ({where}): {reason}; "
-            f"try a smaller size with {where}{limit}, or leave it unset for the default "
-            f"({format_size(auto)}, {why})")
-
-
-def _apply_gc_policy(policy: str) -> None:
-    import gc
-
-    if policy == "off":
-        gc.disable()
-    elif policy == "relaxed":
-        # Ten times rarer young collections, and full ones (threshold2 is 0 where
-        # the interpreter does not use it).
-        young, middle, old = gc.get_threshold()
-        gc.set_threshold(young * 10, middle, old * 10)
-
-
-def _check_interpreter(config: Config, core) -> None:  # type: ignore[no-untyped-def]
-    if core.FREE_THREADED and config.scope != "raw":
-        raise BumpGlobalError(
-            f"scope {config.scope!r} is not possible on a free-threaded build: its garbage "
-            "collector finds objects by walking mimalloc heaps; use scope='raw'"
-        )
-    import _tracemalloc
-
-    if _tracemalloc.is_tracing():
-        raise BumpGlobalError(
-            "tracemalloc is tracing: when it stops it would restore the allocators it saved "
-            "and bump blocks would reach the old free(); install bump_global first, then "
-            "start tracemalloc (do not use -X tracemalloc or PYTHONTRACEMALLOC with it)"
-        )
-
-
-def stats() -> Stats:
-    """Counters of the installed allocator.  Raises BumpGlobalError before install."""
-    core = _load_core()
-    raw = core.stats()
-    if raw is None:
-        raise BumpGlobalError("bump_global is not installed: call bump_global.install() first")
-    config = Config.from_core(core.config())
-    return Stats(*raw, scope=config.scope, on_exhausted=config.on_exhausted,
-                 prefault=config.prefault, huge_pages=config.huge_pages, gc=config.gc,
-                 reclaim=config.reclaim, histogram=core.histogram())
-
-
-def memory() -> Memory:
-    """Process RSS and peak RSS (psutil), and the resident bytes of the region.
-
-    The region figure is exact on Linux and macOS (``mincore`` over the part
-    handed out); it is None before install and where the OS cannot tell.
-    """
-    from bump_global import _memory
-    resident = _load_core().region_resident()
-    rss, peak = _memory.process_rss()
-    return Memory(rss=rss, peak_rss=peak, region_resident=resident)
-
-
-def _wall(wall_time: Optional[float]) -> Optional[float]:
-    if wall_time is None and _installed_at is not None:
-        return time.perf_counter() - _installed_at
-    return wall_time
-
-
-class _guarded:
-    """A block whose allocations never fail for lack of room in the region.
-
-    While it runs, an allocation that does not fit is served by the previous
-    allocator whatever ``on_exhausted`` says (C core: ``report_guard``): the
-    report and everything it imports work after the region filled, even under
-    ``on_exhausted="error"``.  Other threads' allocations meanwhile are served
-    the same way.  Nests; does nothing before install.
-    """
-
-    _depth = 0
-
-    def __enter__(self) -> _guarded:
-        _guarded._depth += 1
-        if _guarded._depth == 1:
-            _set_guard(True)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        _guarded._depth -= 1
-        if _guarded._depth == 0:
-            _set_guard(False)
-
-
-def _set_guard(on: bool) -> None:
-    try:
-        core = _load_core()
-    except BumpGlobalError:
-        return
-    core.report_guard(on)
-
-
-def report(wall_time: Optional[float] = None) -> str:
-    """A compact human table of :func:`stats` and :func:`memory`.
-
-    `wall_time` (seconds) is shown as given; by default, the time since install.
-    It works after the region filled (see :class:`_guarded`).
-    """
-    with _guarded():
-        from bump_global import _report
-
-        return _report.format_report(stats() if is_installed() else None, memory(),
-                                     _wall(wall_time))
-
-
-def report_dict(wall_time: Optional[float] = None) -> Dict[str, Any]:
-    """The report as a JSON-ready dict, schema ``bump_global.report/1`` (README)."""
-    with _guarded():
-        from bump_global import _report
-
-        return _report.report_dict(stats() if is_installed() else None, memory(),
-                                   _wall(wall_time))
-
-
-def _sample() -> Tuple[int, Optional[int]]:
-    """(bytes used, resident bytes of the region) in one cheap C call, for samplers.
-
-    It allocates one small tuple; (0, None) before install.
-    """
-    return _load_core().sample()  # type: ignore[no-any-return]
+def __dir__() -> list:  # type: ignore[type-arg]
+    return sorted(set(globals()) | set(__all__) | _API_PRIVATE)

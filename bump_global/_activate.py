@@ -1,8 +1,10 @@
 """Install the allocator at interpreter start-up when ``BUMP_GLOBAL=1``.
 
 The ``bump_global_activate.pth`` file in site-packages reads the variable itself
-and imports this module only when it is set to something other than an "off"
-value, so an unset variable costs nothing.  :func:`activate` reads the
+and calls bump_global/_startup.py only when it is set to something other than an
+"off" value, so an unset variable costs nothing; that module installs the
+defaults itself when nothing else is set, and calls :func:`activate` here for
+everything else.  :func:`activate` reads the
 ``BUMP_GLOBAL_*`` options (bump_global/_config.py defines them) and installs;
 it never raises: a bad value or a refusal is one line on stderr and start-up
 continues without the allocator.
@@ -31,13 +33,15 @@ from bump_global._config import (
     parse_flag,
 )
 from bump_global._record import Record
+from bump_global._startup import is_command_line
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up stays cheap
 if TYPE_CHECKING:
     from typing import Mapping, Optional
 
 PREFIX = ENV_PREFIX
-__all__ = ["FALSE_VALUES", "TRUE_VALUES", "Options", "activate", "parse_flag", "read_options"]
+__all__ = ["FALSE_VALUES", "TRUE_VALUES", "Options", "activate", "is_command_line",
+           "parse_flag", "read_options"]
 
 _activated = False
 
@@ -51,7 +55,7 @@ class Options(Record):
     report: bool
     histogram: bool
     prefault: bool
-    huge_pages: bool = True
+    huge_pages: bool = False
     gc: str = DEFAULT_GC
     reclaim: str = DEFAULT_RECLAIM
     numpy: bool = False
@@ -83,23 +87,6 @@ def read_options(environ: Mapping[str, str]) -> Optional[Options]:
               for option in INSTALL_OPTIONS + SESSION_OPTIONS}
     fields["size"] = environ.get(INSTALL_OPTIONS[0].env, INSTALL_OPTIONS[0].default)
     return Options(**fields)
-
-
-def is_command_line() -> bool:
-    """True in the ``bump-global`` command line's own process (console script or
-    ``python -m bump_global``, as far as this Python lets us see at start-up)."""
-    argv0 = os.path.basename(sys.argv[0]) if sys.argv else ""
-    if argv0 in ("bump-global", "bump-global.exe", "bump-global-script.py"):
-        return True
-    argv = list(getattr(sys, "orig_argv", ()))  # 3.10+: the interpreter's own options
-    i = 1
-    while i < len(argv) and argv[i].startswith("-"):
-        if argv[i] == "-m":
-            return i + 1 < len(argv) and argv[i + 1] == "bump_global"
-        if argv[i] in ("-c", "--"):
-            return False
-        i += 2 if argv[i] in ("-X", "-W", "--check-hash-based-pycs") else 1
-    return False
 
 
 def activate(environ: Optional[Mapping[str, str]] = None) -> None:

@@ -27,10 +27,18 @@ what every interpreter start-up has (no re, typing or dataclasses):
 
 from __future__ import annotations
 
-import os
-import sys
-
 from bump_global._record import Record
+
+# MIN_SIZE (smallest region: one chunk of the GIL arena, GIL_CHUNK in the C core),
+# AUTO_SIZE_MAX (upper bound of the automatic default) and memory_limit() live in
+# the start-up module, which BUMP_GLOBAL=1 runs without importing this one.
+from bump_global._startup import (  # noqa: F401  (re-exported)
+    AUTO_SIZE_MAX,
+    MIN_SIZE,
+    UNKNOWN_MEMORY_SIZE,
+    auto_size,
+    memory_limit,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -48,15 +56,10 @@ DEFAULT_ON_EXHAUSTED = "fallback"
 DEFAULT_GC = "relaxed"  # chosen from docs/benchmarks.md: see the README
 DEFAULT_RECLAIM = "none"
 
-#: Smallest region accepted: one chunk of the GIL arena (GIL_CHUNK in the C core).
-MIN_SIZE = 1 << 20
 
 #: Address space kept beyond `size` for on_exhausted="error" (EMERGENCY_RESERVE in
 #: the C core; tests/test_core_layout.py checks that they agree).
 EMERGENCY_RESERVE = 4 << 20
-
-#: Upper bound of the automatic default, whatever the machine.
-AUTO_SIZE_MAX = 1 << 40
 
 #: scope name -> (code shared with the C core, description).
 SCOPES = {
@@ -169,58 +172,6 @@ def parse_flag(value: str) -> bool:
     raise ValueError(f"invalid value {value!r}: {_FLAG_HELP}")
 
 
-def _read_int(path: str) -> Optional[int]:
-    try:
-        with open(path, "rb") as src:
-            text = src.read(64).strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def memory_limit() -> Tuple[Optional[int], str]:
-    """(bytes, where from) of the memory this process may use: the machine's
-    physical memory, or its cgroup's limit when that is lower (containers);
-    (None, why) where neither can be read."""
-    physical = None
-    if hasattr(os, "sysconf"):
-        try:
-            physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError):
-            physical = None
-    if physical is None or physical <= 0:
-        try:
-            import psutil
-
-            physical = int(psutil.virtual_memory().total)
-        except Exception:  # psutil missing or unable: no figure
-            return None, "physical memory unknown"
-    limit, source = physical, "physical memory"
-    if sys.platform.startswith("linux"):
-        for path in _cgroup_limit_files():
-            value = _read_int(path)
-            if value is not None and 0 < value < limit:
-                limit, source = value, "the cgroup's memory limit"
-    return limit, source
-
-
-def _cgroup_limit_files() -> List[str]:
-    """memory.max (cgroup v2) or memory.limit_in_bytes (v1) of this process's cgroup."""
-    try:
-        with open("/proc/self/cgroup", encoding="ascii", errors="replace") as src:
-            lines = src.read().splitlines()
-    except OSError:
-        return []
-    files = []
-    for line in lines:
-        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
-        if controllers == "":
-            files.append(f"/sys/fs/cgroup{path}/memory.max")
-        elif "memory" in controllers.split(","):
-            files.append(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
-    return files
-
-
 _default_size: Optional[Tuple[int, str]] = None
 
 
@@ -231,10 +182,10 @@ def default_size() -> Tuple[int, str]:
     if _default_size is None:
         limit, source = memory_limit()
         if limit is None:
-            _default_size = (16 << 30, f"16.0 GiB ({source})")
+            _default_size = (UNKNOWN_MEMORY_SIZE,
+                             f"{format_size(UNKNOWN_MEMORY_SIZE)} ({source})")
         else:
-            size = max(MIN_SIZE, min(AUTO_SIZE_MAX, (limit // 2) >> 20 << 20))
-            _default_size = (size, f"half of {source} ({format_size(limit)})")
+            _default_size = (auto_size(limit), f"half of {source} ({format_size(limit)})")
     return _default_size
 
 
@@ -359,9 +310,12 @@ INSTALL_OPTIONS = (
     Option("histogram", "flag", False,
            "count requests per power-of-two size class (in the report)"),
     Option("prefault", "flag", True,
-           "a helper thread faults pages in ahead of the bump (Linux)"),
-    Option("huge_pages", "flag", True,
-           "transparent huge pages over the region once it holds 32 MiB (Linux)"),
+           "a helper thread faults pages in ahead of the bump while a core is idle; "
+           "when none is, the program populates each new chunk in one call (Linux)"),
+    Option("huge_pages", "flag", False,
+           "transparent huge pages over the region once it holds 32 MiB (Linux); off by "
+           "default: in shuffled runs they cost 1.3x the CPU of 4 KiB pages, the kernel "
+           "compacting memory for them after other programs (docs/performance.md)"),
     Option("gc", "choice", DEFAULT_GC, "the cyclic GC", GC_POLICIES, metavar="POLICY"),
     Option("reclaim", "choice", DEFAULT_RECLAIM, "what free gives back", RECLAIM,
            metavar="POLICY"),
@@ -395,7 +349,7 @@ class Config(Record):
     on_exhausted: str
     histogram: bool = False
     prefault: bool = True
-    huge_pages: bool = True
+    huge_pages: bool = False
     gc: str = DEFAULT_GC
     reclaim: str = DEFAULT_RECLAIM
     numpy: bool = False
@@ -403,7 +357,7 @@ class Config(Record):
     @classmethod
     def make(cls, size: SizeLike = DEFAULT_SIZE, scope: str = DEFAULT_SCOPE,
              on_exhausted: str = DEFAULT_ON_EXHAUSTED, histogram: bool = False,
-             prefault: bool = True, huge_pages: bool = True, gc: str = DEFAULT_GC,
+             prefault: bool = True, huge_pages: bool = False, gc: str = DEFAULT_GC,
              reclaim: str = DEFAULT_RECLAIM, numpy: bool = False) -> Config:
         """Validate install()'s arguments; ValueError naming the bad one."""
         return cls.from_values({"size": size, "scope": scope, "on_exhausted": on_exhausted,

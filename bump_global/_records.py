@@ -57,7 +57,8 @@ class Stats(_Record):
     """Bytes of pages given back to the OS: the whole pages of large blocks that were
     freed or moved."""
     bytes_prefaulted: int
-    """Bytes faulted in ahead of the bump by the prefault thread (``prefault=True``)."""
+    """Bytes faulted in ahead of the bump (``prefault=True``): by the prefault thread,
+    or, while no core is idle, by the program itself, one chunk per call."""
     frees_reclaimed: int
     """Frees that gave their block back (``reclaim`` "last" or "classes")."""
     bytes_reclaimed: int

@@ -26,6 +26,7 @@ bump(arena_t *a, size_t n, void **out)
         a->top = top + sz;
         a->last = top;
         a->c.allocations++;
+        CENSUS_ADD(top, 1);
         *out = (void *)top;
         return 1;
     }

@@ -167,6 +167,7 @@ hook_free(const domain_t *d, void *p)
         }
         else {
             COUNT(d, frees_ignored, 1);
+            CENSUS_ADD(p, -1);
         }
         return;
     }
@@ -256,6 +257,9 @@ hook_realloc(const domain_t *d, void *p, size_t n)
     ARENA_UNLOCK(d);
     if (is_large && !d->is_raw) {
         release_pages(a, addr, avail);
+    }
+    else {
+        CENSUS_ADD(addr, -1);  /* the old block is garbage now */
     }
     return q;
 }

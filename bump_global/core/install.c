@@ -80,6 +80,24 @@ core_buffer_address(PyObject *self, PyObject *obj)
     return address;
 }
 
+/* reserve(n) -> the address of n bytes of fresh address space, or None: the
+ * BUMP_GLOBAL=1 start-up fast path (bump_global/_startup.py) reserves here
+ * instead of importing mmap; install() then gets mapping None (nothing to
+ * pin: this mapping is never unmapped). */
+static PyObject *
+core_reserve(PyObject *self, PyObject *arg)
+{
+    size_t n = PyLong_AsSize_t(arg);
+    if (n == (size_t)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    void *p = n ? prim_reserve(n) : NULL;
+    if (p == NULL) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromVoidPtr(p);
+}
+
 static PyObject *
 core_install(PyObject *self, PyObject *args)
 {
@@ -135,6 +153,9 @@ core_install(PyObject *self, PyObject *args)
         }
         classes_init();
     }
+#ifdef BUMP_GLOBAL_CENSUS
+    census = calloc((size_t)((size + EMERGENCY_RESERVE) >> CENSUS_SHIFT) + 1, sizeof(int32_t));
+#endif
     if (prim_atfork(atfork_prepare, atfork_parent, atfork_child) != 0) {
         PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
         goto unpin;

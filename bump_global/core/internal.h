@@ -127,7 +127,7 @@ enum { RECLAIM_NONE = 0, RECLAIM_LAST = 1, RECLAIM_CLASSES = 2 };
     X(failed_allocations)   /* NULL returned (policy "error", or no memory) */   \
     X(large_allocations)    /* blocks placed in the large area */                \
     X(bytes_released)       /* pages of freed or moved large blocks given back */ \
-    X(bytes_prefaulted)     /* faulted in ahead of the bump (prefault thread) */ \
+    X(bytes_prefaulted)     /* faulted in ahead of the bump (prefault.c) */      \
     X(frees_reclaimed)      /* reclaim != none: frees that gave their block back */ \
     X(bytes_reclaimed)                                                           \
     X(allocations_reused)   /* reclaim == classes: served from a free list */ \
@@ -242,5 +242,25 @@ in_small_area(uintptr_t p)
 {
     return p - region.base < region.end - region.base;
 }
+
+/* ---- census (measurement builds only) -------------------------------------
+ * Compiled with -DBUMP_GLOBAL_CENSUS (scripts/perf_census.py builds such a copy),
+ * the engine keeps, per CENSUS_CHUNK of the small area, the number of blocks
+ * that start there and were neither freed nor moved: a run can then tell how
+ * many whole chunks die (the question behind giving dead chunks' pages to the
+ * bump frontier).  Normal builds compile these to nothing. */
+#define CENSUS_SHIFT 16  /* 64 KiB */
+#ifdef BUMP_GLOBAL_CENSUS
+static int32_t *census;
+#  define CENSUS_ADD(p, v)                                                     \
+       do {                                                                    \
+           if (census != NULL && in_small_area((uintptr_t)(p))) {              \
+               __atomic_fetch_add(&census[((uintptr_t)(p) - region.base) >>    \
+                                         CENSUS_SHIFT], (v), __ATOMIC_RELAXED); \
+           }                                                                   \
+       } while (0)
+#else
+#  define CENSUS_ADD(p, v) ((void)0)
+#endif
 
 #endif /* BUMP_GLOBAL_INTERNAL_H */

@@ -14,8 +14,14 @@ static PyMethodDef core_methods[] = {
      "gc_policy, reclaim) or None."},
     {"stats", core_stats, METH_NOARGS,
      "stats() -> tuple of counters (see bump_global.stats) or None."},
+    {"reserve", core_reserve, METH_O,
+     "reserve(n) -> address of n bytes of fresh, never-unmapped address space\n"
+     "(Linux, MAP_NORESERVE), or None where this cannot be had."},
     {"buffer_address", core_buffer_address, METH_O,
      "buffer_address(obj) -> address of obj's buffer (e.g. an mmap object)."},
+    {"prefault_counts", core_prefault_counts, METH_NOARGS,
+     "prefault_counts() -> (bytes the thread faulted ahead, bytes it left because no\n"
+     "core was idle, bytes the program populated itself meanwhile)."},
     {"prefault_stop", core_prefault_stop, METH_NOARGS,
      "prefault_stop(): stop the prefault thread until it is next needed."},
     {"sample", core_sample, METH_NOARGS,
@@ -27,6 +33,10 @@ static PyMethodDef core_methods[] = {
      "serve goes to the previous allocator whatever on_exhausted says (for reports)."},
     {"region_resident", core_region_resident, METH_NOARGS,
      "region_resident() -> resident bytes of the used parts of the region, or None."},
+#ifdef BUMP_GLOBAL_CENSUS
+    {"census", core_census, METH_NOARGS,
+     "census() -> (chunks, dead chunks, chunks with at most 4 blocks, chunk bytes)."},
+#endif
     {NULL, NULL, 0, NULL}
 };
 

@@ -4,8 +4,13 @@
  * On a machine where a page fault costs microseconds, a bump allocator that
  * never reuses memory pays one per 4 KiB handed out.  With `prefault`, a
  * helper thread faults pages in ahead of each area's top (prim_populate), on
- * the other core, off the critical path.  It starts only once PREFAULT_START
- * bytes were taken, so small programs pay nothing, and it stays at most
+ * the other core, off the critical path -- only while a core is idle
+ * (prim_no_idle_core, checked by the thread once per pass): on a machine whose
+ * cores are all busy (the program's own workers, or other programs) faulting
+ * ahead saves no time and takes CPU from someone, so the thread leaves those
+ * pages to the program (counted in prefault.skipped: prefault_counts()).  It
+ * starts only once PREFAULT_START bytes were taken, so small programs pay
+ * nothing, and it stays at most
  * `ahead` bytes (1/16 of what was taken, 2 to 8 MiB) in front of the top.  It
  * never writes data.  With `huge_pages`, the region is madvised MADV_HUGEPAGE
  * (transparent huge pages in "madvise" mode) at the same moment: a fault then
@@ -41,10 +46,14 @@ static struct {
     int use_madvise;    /* MADV_POPULATE_WRITE works (the thread's own) */
     prefault_range_t area[2];  /* 0: small area, 1: large area */
     uint64_t bytes;     /* atomic */
+    uint64_t skipped;   /* atomic: bytes the thread left: no core was idle */
+    uintptr_t busy;     /* atomic: 1 while no core is idle (the program populates) */
+    uintptr_t since_check;  /* bytes the program populated since it last looked */
+    uint64_t by_program;    /* atomic: bytes the program populated itself */
     prim_thread_t thread;
     prim_lock_t lock;
     prim_cond_t wake;
-} prefault = {0, 0, 0, 1, {{0, 0, 0}, {0, 0, 0}}, 0, 0, PRIM_LOCK_INIT, PRIM_COND_INIT};
+} prefault = {.use_madvise = 1, .lock = PRIM_LOCK_INIT, .wake = PRIM_COND_INIT};
 
 static void
 prefault_range(uintptr_t lo, uintptr_t hi)
@@ -61,14 +70,27 @@ prefault_main(void *unused)
     (void)unused;
     while (!ATOMIC_LOAD(&prefault.stop)) {
         int worked = 0;
+        /* Checked once per pass (at most PREFAULT_STEP per area): with no idle
+         * core, the pass skips its ranges and the program faults them itself,
+         * at the same cost, without a thread competing for its cores. */
+        int busy = -1;
         for (int i = 0; i < 2; i++) {
             prefault_range_t *r = &prefault.area[i];
             uintptr_t from = ATOMIC_LOAD(&r->done);
             uintptr_t floor = ATOMIC_LOAD(&r->floor);
             uintptr_t want = ATOMIC_LOAD(&r->want);
             from = from > floor ? from : floor;
-            if (from >= want) {
-                ATOMIC_STORE(&r->done, from);  /* nothing left below `want` */
+            if (from < want && busy < 0) {
+                busy = prim_no_idle_core();
+                if (busy) {
+                    ATOMIC_STORE(&prefault.busy, 1);  /* the program takes over */
+                }
+            }
+            if (from >= want || busy > 0) {
+                ATOMIC_STORE(&r->done, from > want ? from : want);  /* nothing left below `want` */
+                if (busy > 0) {
+                    ATOMIC_ADD(&prefault.skipped, want > from ? want - from : 0);
+                }
             }
             else {
                 uintptr_t stop = want - from > PREFAULT_STEP ? from + PREFAULT_STEP : want;
@@ -134,8 +156,9 @@ prefault_ask(int which, uintptr_t top, uintptr_t taken)
 }
 
 /* Area `which` now reaches `top`: past PREFAULT_START, apply huge pages (if
- * asked) and ask the thread to fault ahead (if enabled).  Cold paths only:
- * once per chunk (1 MiB) or large block. */
+ * asked) and ask the thread to fault ahead (if enabled) -- unless no core is
+ * idle, when the program populates its new small-area chunks itself
+ * (chunk_taken).  Cold paths only: once per chunk (1 MiB) or large block. */
 static void
 area_grew(int which, uintptr_t top)
 {
@@ -144,8 +167,41 @@ area_grew(int which, uintptr_t top)
         return;
     }
     huge_pages_apply();
-    if (prefault.enabled) {
+    if (prefault.enabled && !ATOMIC_LOAD(&prefault.busy)) {
         prefault_ask(which, top, taken);
+    }
+}
+
+/* While no core is idle, populate each new chunk of the small area [lo, hi)
+ * in this thread, in one call: MADV_POPULATE_WRITE faults a whole chunk with
+ * no trap per page, about 2/3 of the CPU of faulting its pages one by one
+ * (scripts/perf_firsttouch.py), on the critical path but cheaper than what
+ * the program would pay anyway.  Every PREFAULT_RECHECK bytes it looks again
+ * (prim_no_idle_core, ~5 us) and hands back to the thread when a core is
+ * idle.  Cold path: once per chunk, past PREFAULT_START.  The caller holds
+ * its arena's lock. */
+#define PREFAULT_RECHECK ((uintptr_t)8 << 20)
+static void
+chunk_taken(uintptr_t lo, uintptr_t hi)
+{
+    if (!prefault.enabled || !ATOMIC_LOAD(&prefault.busy) ||
+        ATOMIC_LOAD(&region.charged) < PREFAULT_START) {
+        return;
+    }
+    prefault.since_check += hi - lo;
+    if (prefault.since_check >= PREFAULT_RECHECK) {
+        prefault.since_check = 0;
+        if (!prim_no_idle_core()) {
+            ATOMIC_STORE(&prefault.busy, 0);  /* the thread takes over again */
+            return;
+        }
+    }
+    int use_madvise = ATOMIC_LOAD(&prefault.use_madvise);
+    if (use_madvise) {
+        lo &= ~(region.page - 1);
+        hi = ROUND_UP(hi, region.page);
+        prim_populate(lo, hi, &use_madvise);
+        ATOMIC_ADD(&prefault.by_program, hi - lo);
     }
 }
 
@@ -171,4 +227,15 @@ core_prefault_stop(PyObject *self, PyObject *unused)
         UNLOCK(prefault.lock);
     }
     Py_RETURN_NONE;
+}
+
+/* (bytes faulted ahead by the thread, bytes it left because no core was
+ * idle, bytes the program populated itself meanwhile): for measurements
+ * (scripts/perf_*.py). */
+static PyObject *
+core_prefault_counts(PyObject *self, PyObject *unused)
+{
+    return Py_BuildValue("(KKK)", (unsigned long long)ATOMIC_LOAD(&prefault.bytes),
+                         (unsigned long long)ATOMIC_LOAD(&prefault.skipped),
+                         (unsigned long long)ATOMIC_LOAD(&prefault.by_program));
 }

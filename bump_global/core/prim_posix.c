@@ -8,13 +8,19 @@
  *   prim_resident(addr, len, out)  resident bytes (mincore); 0: not known here
  *   prim_huge_pages(addr, len)     ask for transparent huge pages
  *   prim_populate(lo, hi)          fault pages in (prefault thread only)
+ *   prim_no_idle_core()            1 if no core is idle (prefault thread only)
  *   prim_os_alloc / prim_os_free   memory straight from the OS (never from
  *                                  Python's allocators, which we replace)
+ *   prim_reserve(len)              the region for the start-up fast path
+ *                                  (Linux; NULL elsewhere)
  *   locks, a condition variable, a thread, and fork handlers.
  * PRIM_HAVE_PREFAULT says whether prefaulting is offered here (Linux).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -161,6 +167,54 @@ prim_huge_pages(uintptr_t addr, uintptr_t len)
 #endif
 }
 
+/* 1 if every core this process may run on has a runnable task other than the
+ * caller (the prefault thread): then faulting ahead only takes CPU from
+ * someone, the program's own threads or processes included, and saves no
+ * time.  From /proc/loadavg's "running/total" field (runnable tasks now,
+ * the caller counted) and sched_getaffinity.  About 5 us (open, read, close),
+ * paid by the prefault thread, at most once per PREFAULT_STEP.  0 (prefault)
+ * where it cannot tell. */
+static int
+prim_no_idle_core(void)
+{
+#if defined(__linux__)
+    static long cores = 0;
+    if (cores == 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set)
+                                                              : sysconf(_SC_NPROCESSORS_ONLN);
+        if (cores < 1) {
+            cores = 1;
+        }
+    }
+    int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) {
+        return 0;
+    }
+    buf[n] = '\0';
+    /* "0.50 0.40 0.30 3/456 12345": the numerator of the fourth field. */
+    char *p = buf;
+    for (int field = 0; field < 3; field++) {
+        p = strchr(p, ' ');
+        if (p == NULL) {
+            return 0;
+        }
+        p++;
+    }
+    long running = strtol(p, NULL, 10);
+    return running - 1 >= cores;
+#else
+    return 0;
+#endif
+}
+
 /* Fault [lo, hi) in (page aligned), writing nothing: MADV_POPULATE_WRITE, or
  * an atomic no-op write per page where the kernel lacks it (before Linux
  * 5.14), which is safe even if another thread writes the same bytes. */
@@ -183,6 +237,23 @@ prim_os_alloc(size_t len)
 {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
+}
+
+/* Reserve len bytes of address space for the region, readable and writable,
+ * never charged until touched (MAP_NORESERVE, Linux); NULL where this cannot be
+ * had this way (then Python's _region.py reserves, with its fallbacks and its
+ * messages).  The start-up fast path's reservation; never unmapped. */
+static void *
+prim_reserve(size_t len)
+{
+#if defined(__linux__) && defined(MAP_NORESERVE)
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+#else
+    (void)len;
+    return NULL;
+#endif
 }
 
 static void

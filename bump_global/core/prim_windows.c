@@ -112,6 +112,13 @@ prim_huge_pages(uintptr_t addr, uintptr_t len)
     (void)len;
 }
 
+/* No prefaulting here (PRIM_HAVE_PREFAULT is 0). */
+static int
+prim_no_idle_core(void)
+{
+    return 0;
+}
+
 static void
 prim_populate(uintptr_t lo, uintptr_t hi, int *use_madvise)
 {
@@ -119,6 +126,14 @@ prim_populate(uintptr_t lo, uintptr_t hi, int *use_madvise)
     for (uintptr_t p = lo; p < hi; p += region.page) {
         InterlockedOr8((volatile char *)p, 0);
     }
+}
+
+/* No start-up fast path on Windows: _region.py reserves with VirtualAlloc. */
+static void *
+prim_reserve(size_t len)
+{
+    (void)len;
+    return NULL;
 }
 
 static void *

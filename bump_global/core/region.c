@@ -105,6 +105,7 @@ arena_refill(arena_t *a, size_t need, size_t granule, int in_place_only)
             a->end = new_end;
             ASSERT(IS_ALIGNED(a->top) && a->top + need <= a->end && a->end <= region.end);
             area_grew(0, a->top);
+            chunk_taken(cur, new_end);  /* [cur, new_end) was just taken */
             return 1;
         }
         ATOMIC_SUB(&region.charged, grabbed);

@@ -65,7 +65,8 @@ core_stats(PyObject *self, PyObject *unused)
     uint64_t used = region_used(&consumed, &cursor, &sum);
     uint64_t committed = (ATOMIC_LOAD(&region.committed) - region.base) +
                          (ATOMIC_LOAD(&region.large_committed) - region.end);
-    sum.bytes_prefaulted = ATOMIC_LOAD(&prefault.bytes);
+    /* by the thread, or by the program one chunk at a time while no core was idle */
+    sum.bytes_prefaulted = ATOMIC_LOAD(&prefault.bytes) + ATOMIC_LOAD(&prefault.by_program);
     uint64_t base = region.base, reserved = region.size;
     uint64_t values[] = {
 #define VALUE(name) name,
@@ -147,3 +148,24 @@ core_sample(PyObject *self, PyObject *unused)
     return Py_BuildValue("(KN)", (unsigned long long)used,
                          region_resident(cursor));
 }
+
+#ifdef BUMP_GLOBAL_CENSUS
+/* census() -> (chunks handed out, chunks with no block left, chunks with at
+ * most 4, bytes per chunk): measurement builds only (see internal.h). */
+static PyObject *
+core_census(PyObject *self, PyObject *unused)
+{
+    if (census == NULL) {
+        Py_RETURN_NONE;
+    }
+    uintptr_t chunks = (ATOMIC_LOAD(&region.cursor) - region.base) >> CENSUS_SHIFT;
+    unsigned long long dead = 0, few = 0;
+    for (uintptr_t i = 0; i < chunks; i++) {
+        int32_t live = __atomic_load_n(&census[i], __ATOMIC_RELAXED);
+        dead += live <= 0;
+        few += live <= 4;
+    }
+    return Py_BuildValue("(KKKK)", (unsigned long long)chunks, dead, few,
+                         (unsigned long long)1 << CENSUS_SHIFT);
+}
+#endif
