@@ -115,7 +115,7 @@ def format_record(record: Dict[str, Any], title: str = "bump_global report") -> 
                              f"{c['allocations_reused']:,} allocations reused"))
     if c["bytes_prefaulted"]:
         lines.insert(2, _row("prefault", f"{format_size(c['bytes_prefaulted'])} faulted in "
-                                         "ahead by the helper thread"))
+                                         "ahead (helper thread or 1 MiB populates)"))
     if record.get("histogram") is not None:
         lines.extend(format_histogram([(h["upper_bound"], h["count"], h["bytes"])
                                        for h in record["histogram"]]))
