@@ -5,6 +5,11 @@ allocator domains make is served from one large virtual region by bumping an
 offset, and freeing is a no-op.  Memory only grows, so this suits short-lived,
 allocation-heavy programs and memory experiments ("what would it cost never to
 free?").  :func:`stats`, :func:`memory` and :func:`report` tell what it did.
+
+PYTEST_DONT_REWRITE: under ``BUMP_GLOBAL=1`` this package is imported at start-up,
+before pytest loads the plugin (bump_global.pytest_plugin) and asks to rewrite its
+package; without this marker pytest warns "Module already imported so cannot be
+rewritten", an error in every suite that runs with ``filterwarnings = error``.
 """
 
 from __future__ import annotations
