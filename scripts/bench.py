@@ -606,6 +606,7 @@ def markdown(result: Dict[str, Any]) -> str:
             rows.append(row)
         lines += table(["workload"] + [f"`{n}`" for n in names], rows)
 
+    lines += pays_section(result)
     lines += ["", "## Workloads", ""]
     lines += [f"- `{w['name']}` ({w['family']}): {w['what']}" for w in result["workloads"]]
     lines += ["", "## Probes", "", "What each variant got, checked in a run of its own before "
@@ -624,6 +625,55 @@ def markdown(result: Dict[str, Any]) -> str:
     if problems:
         lines += ["", "## Problems", ""] + [f"- {p}" for p in problems]
     return "\n".join(lines) + "\n"
+
+
+def pays_section(result: Dict[str, Any]) -> List[str]:
+    """"When bump allocation pays, and when it does not": each bump variant against
+    pymalloc+gc, workload by workload, from the figures above."""
+    cells = result["summary"]["cells"]
+    names = [v["name"] for v in result["variants"]]
+    bumps = [n for n in names if n.startswith("bump")]
+    if GC_PEER not in names or not bumps:
+        return []
+    peers = [n for n in names if n.endswith("+gc") and n != GC_PEER]
+    lines = ["", "## When bump allocation pays, and when it does not", "",
+             "Each bump variant against `pymalloc+gc` (the same GC policy): the workloads "
+             "where its median wall-time ratio is below 0.95 (faster), between 0.95 and 1.05 "
+             "(even: within this machine's noise) and above 1.05 (slower); in brackets wall / "
+             "CPU ratio. Then the peers with the same GC policy it beats on wall time.", ""]
+
+    def pair(e: Dict[str, Any]) -> str:
+        return (f"{f2((e.get('wall_vs_gc_peer') or {}).get('median'))} / "
+                f"{f2((e.get('cpu_vs_gc_peer') or {}).get('median'))}")
+
+    for n in bumps:
+        groups: Dict[str, List[str]] = {"faster": [], "even": [], "slower": []}
+        beats: List[str] = []
+        for w in result["workloads"]:
+            e = cells[w["name"]].get(n) or {}
+            r = (e.get("wall_vs_gc_peer") or {}).get("median")
+            if r is None:
+                continue
+            key = "faster" if r < 0.95 else "slower" if r > 1.05 else "even"
+            groups[key].append(f"{w['name']} ({pair(e)})")
+            mine = (e.get("wall_vs_pymalloc") or {}).get("median")
+            beaten = [p for p in peers if mine is not None and
+                      ((cells[w["name"]].get(p) or {}).get("wall_vs_pymalloc") or {})
+                      .get("median", 0) > mine]
+            if r < 1 and len(beaten) == len(peers):
+                beats.append(w["name"])
+        rss = [(cells[w["name"]].get(n) or {}).get("rss_vs_pymalloc", {}).get("median")
+               for w in result["workloads"]]
+        rss = [x for x in rss if x is not None]
+        lines.append(f"- `{n}`: faster on {len(groups['faster'])}: "
+                     f"{', '.join(groups['faster']) or 'none'}. Even on "
+                     f"{len(groups['even'])}: {', '.join(groups['even']) or 'none'}. Slower on "
+                     f"{len(groups['slower'])}: {', '.join(groups['slower']) or 'none'}. "
+                     f"Faster than pymalloc+gc and every other peer with the same GC policy "
+                     f"({', '.join(peers) or 'none ran'}) on: {', '.join(beats) or 'none'}. "
+                     f"Peak RSS {f2(min(rss, default=None))} to {f2(max(rss, default=None))} "
+                     f"times pymalloc's.")
+    return lines
 
 
 # ---------------------------------------------------------------- main
@@ -713,6 +763,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if ns.from_json:
         result = json.loads(ns.from_json.read_text())
+        if result.get("schema") != SCHEMA:
+            raise SystemExit(f"bench: {ns.from_json} is not a {SCHEMA} file (its schema: "
+                             f"{result.get('schema')}): give a --json output of this script")
         result["output_problems"] = check_outputs(result["raw"])
         result["summary"] = summarise(result)
         write(result, ns)
