@@ -124,12 +124,12 @@ WORKLOADS: Tuple[Workload, ...] = (
 BIG_JSON_MB = {"full": "100", "quick": "1"}
 
 #: Real programs run by default (definitions in scripts/real_programs.py), chosen so that a
-#: full run (8 variants, warm-up + 3 rounds) fits in about an hour on a 2-core VM: eight
-#: programs from PyPI (pyflakes, black, pylint, mypy, sphinx, docutils, pytest, pip) and
-#: compileall.  The others run when named in --workloads: json_tool (30 MB, 15 s of CPU
-#: a run), pip_install, pydoc, pandas (numpy's own C allocations), pytest_more_itertools,
-#: mixed (a test of threads and forks more than a workload).
-DEFAULT_REAL = ("compileall", "pyflakes", "black", "pylint", "mypy", "sphinx", "docutils",
+#: full run (7 or 8 variants, warm-up + 3 rounds, both families) fits in about an hour on a
+#: busy 2-core VM: seven programs from PyPI (pyflakes, black, pylint, mypy, docutils, pytest,
+#: pip), a pandas script, and compileall.  The others run when named in --workloads: sphinx
+#: (35 s a run there), json_tool (30 MB, 15 s of CPU a run), pip_install, pydoc,
+#: pytest_more_itertools, mixed (a test of threads and forks more than a workload).
+DEFAULT_REAL = ("compileall", "pyflakes", "black", "pylint", "mypy", "docutils", "pandas",
                 "pytest_toolz", "pip_download")
 FAMILIES = ("startup", "build", "churn", "real")
 
