@@ -497,6 +497,12 @@ def markdown(result: Dict[str, Any]) -> str:
         result["command"],
         "```",
         "",
+        f"(`python` there: a CPython {'.'.join(result['python'].split('.')[:2])}, the "
+        "interpreter every run used; `--python PY` builds the venv from another one. The "
+        "first run installs the programs from PyPI and makes the inputs, in "
+        "`~/.cache/bump_global-real-programs/pyX.Y` unless `--work` says otherwise; drop "
+        "`--seed` for new shuffles.)",
+        "",
         f"- Date: {result['date']}; Python {result['python']}; bump_global "
         f"{result['versions'].get('bump_global')} (commit {result['versions'].get('commit')}); "
         f"libmimalloc {result['versions'].get('libmimalloc2.0') or 'absent'}, libjemalloc "
@@ -641,8 +647,10 @@ def pays_section(result: Dict[str, Any]) -> List[str]:
              "of the per-round ratios, wall / CPU in brackets: faster where both are below "
              "0.95, slower where both are above 1.05, mixed otherwise (within the noise, or "
              "wall and CPU disagree: a helper thread's CPU time shows in CPU, not in wall). "
-             "Then the workloads where its median wall ratio to pymalloc is at least 5% "
-             "below that of every peer with the same GC policy.", ""]
+             "Then the workloads where it is faster than pymalloc+gc in that sense and its "
+             "median wall ratio to pymalloc is also at least 5% below that of every other "
+             "peer with the same GC policy. Spreads are wide on a busy machine: see the "
+             "min-max columns above.", ""]
 
     def pair(e: Dict[str, Any]) -> str:
         return (f"{f2((e.get('wall_vs_gc_peer') or {}).get('median'))} / "
@@ -661,10 +669,10 @@ def pays_section(result: Dict[str, Any]) -> List[str]:
                    else "mixed")
             groups[key].append(f"{w['name']} ({pair(e)})")
             mine = (e.get("wall_vs_pymalloc") or {}).get("median")
-            beaten = [p for p in [GC_PEER, *peers] if mine is not None and
+            beaten = [p for p in peers if key == "faster" and mine is not None and
                       mine < 0.95 * (((cells[w["name"]].get(p) or {}).get("wall_vs_pymalloc")
                                       or {}).get("median") or 0)]
-            if len(beaten) == len(peers) + 1:
+            if key == "faster" and len(beaten) == len(peers):
                 beats.append(w["name"])
         rss = [(cells[w["name"]].get(n) or {}).get("rss_vs_pymalloc", {}).get("median")
                for w in result["workloads"]]
