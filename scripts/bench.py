@@ -474,6 +474,13 @@ def spread(stat: Optional[Dict[str, Any]]) -> str:
     return f"{f2(stat['median'])} ({f2(stat['min'])}-{f2(stat['max'])})"
 
 
+def load_range(raw: List[Dict[str, Any]]) -> str:
+    loads = sorted(r["load"][0] for r in raw if r.get("load"))
+    if not loads:
+        return "not recorded"
+    return f"{loads[0]:.1f} to {loads[-1]:.1f}, median {statistics.median(loads):.1f}"
+
+
 def table(header: List[str], rows: List[List[str]], right_from: int = 1) -> List[str]:
     rule = "|" + "|".join("---" if i < right_from else "---:" for i in range(len(header))) + "|"
     return ["| " + " | ".join(header) + " |", rule] + ["| " + " | ".join(r) + " |" for r in rows]
@@ -510,7 +517,8 @@ def markdown(result: Dict[str, Any]) -> str:
         f"- Machine: {m['cpu_model']}, {m['cpu_count']} cores, "
         f"{f2((m.get('memory_total') or 0) / MIB, '.0f')} MiB; Linux {m['kernel']}; THP "
         f"`{m['thp_enabled']}`; load average (1, 5, 15 min) at start {m.get('loadavg_start')}, "
-        f"at end {m.get('loadavg_end')} (a shared machine: other jobs ran at the same time).",
+        f"at end {m.get('loadavg_end')}; 1-minute load average when each run started: "
+        f"{load_range(result['raw'])}.",
         f"- {st['warmup']} warm-up round(s) discarded, then {st['rounds']} measured round(s); "
         f"in every round each workload ran once under every variant, in an order shuffled for "
         f"that round and workload (seed {st['seed']}; every order is in the JSON file). "
