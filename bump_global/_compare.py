@@ -1,12 +1,18 @@
 """The ``compare`` subcommand: one script, several allocators, paired runs.
 
-    python -m bump_global compare [--runs N] [--allocators LIST] [--plot FILE.png]
-                                  [--size SIZE] [--show-output] SCRIPT [ARGS...]
+    python -m bump_global compare [--runs N] [--allocators LIST] [--gc-policy]
+                                  [--seed N] [--plot FILE.png] [--size SIZE]
+                                  [--show-output] SCRIPT [ARGS...]
 
-Each run is a fresh process.  Runs are interleaved (A, B, C, A, B, C...) so a
-noisy machine disturbs every allocator alike.  For each allocator it prints the
-median wall time, the min-max range, the median peak RSS and both ratios to
-pymalloc measured in the same session.
+Each run is a fresh process.  Runs go in rounds: every round runs each allocator
+once, in an order shuffled for that round (the seed is printed, ``--seed``
+repeats it), so neither a noisy machine nor what ran just before favours one
+allocator.  For each allocator it prints the median wall time and its min-max
+range, the median CPU time (user + system), the median peak RSS, and the
+medians of the per-round ratios of time, CPU time and peak RSS to pymalloc.
+``--gc-policy`` adds the peer ``pymalloc+gc``: pymalloc with the GC thresholds
+that bump_global's default ``gc="relaxed"`` sets (x10), and a column of time
+ratios to it, which is the allocator's share of a difference.
 
 Measurement: every run goes through the launcher of bump_global/_launch.py
 (time, CPU, page faults and peak RSS from ``os.wait4``).
@@ -16,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
-from typing import IO, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Dict, List, Optional, Sequence, Tuple, Union
 
 from bump_global._config import DEFAULT_SIZE
 from bump_global._launch import (  # noqa: F401 - part of this module's interface
@@ -42,7 +50,16 @@ ALLOCATORS = ("pymalloc", "malloc", "jemalloc", "mimalloc", "bump", "bump-last",
               "bump-classes")
 DEFAULT_ALLOCATORS = ALLOCATORS[:5]
 BASELINE = "pymalloc"
+#: pymalloc with the GC policy of bump_global's gc="relaxed" (--gc-policy).
+GC_PEER = "pymalloc+gc"
 DEFAULT_RUNS = 5
+
+#: The sitecustomize of the GC_PEER runs: the thresholds of gc="relaxed".
+GC_SITECUSTOMIZE = """\
+import gc
+_young, _middle, _old = gc.get_threshold()
+gc.set_threshold(_young * 10, _middle, _old * 10)
+"""
 
 class CompareError(Exception):
     """A usage problem found before anything runs (exit code 2)."""
@@ -55,6 +72,7 @@ class Summary:
     allocator: str
     walls: List[float]
     peak_rsses: List[int]
+    cpus: Tuple[float, ...] = ()
 
     @property
     def median_wall(self) -> float:
@@ -63,6 +81,16 @@ class Summary:
     @property
     def median_peak_rss(self) -> float:
         return statistics.median(self.peak_rsses)
+
+    @property
+    def median_cpu(self) -> Optional[float]:
+        return statistics.median(self.cpus) if self.cpus else None
+
+
+def paired_ratio(values: Sequence[float], bases: Sequence[float]) -> Optional[float]:
+    """The median of the per-round ratios values[i] / bases[i] (None if none is defined)."""
+    ratios = [v / b for v, b in zip(values, bases) if b > 0]
+    return statistics.median(ratios) if ratios else None
 
 
 # ---------------------------------------------------------------- arguments
@@ -88,6 +116,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--allocators", default=None, metavar="LIST",
         help="comma-separated, from " + ",".join(ALLOCATORS)
         + " (default: all of them; jemalloc and mimalloc when installed)",
+    )
+    parser.add_argument(
+        "--gc-policy", action="store_true",
+        help=f"also run {GC_PEER}: pymalloc with the GC thresholds x10 that bump_global's "
+        "default gc='relaxed' sets, and show the time ratios to it (the allocator's share)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, metavar="N",
+        help="seed of the order shuffled in every round (default: a random one, printed)",
     )
     parser.add_argument(
         "--plot", default=None, metavar="FILE.png",
@@ -138,10 +175,10 @@ def select_allocators(
         name = raw.strip().lower()
         if not name:
             continue
-        if name not in ALLOCATORS:
+        if name not in ALLOCATORS and name != GC_PEER:
             raise CompareError(
                 f"unknown allocator {raw.strip()!r} in --allocators: "
-                f"expected a comma-separated list from {','.join(ALLOCATORS)}"
+                f"expected a comma-separated list from {','.join(ALLOCATORS)},{GC_PEER}"
             )
         if name in PRELOAD_NAMES and not libraries.get(name):
             raise CompareError(
@@ -171,12 +208,32 @@ def command_for(
     command = [sys.executable, script, *script_args]
     if allocator == "pymalloc":
         return command, {}
+    if allocator == GC_PEER:
+        raise ValueError(f"{GC_PEER} needs the folder of its sitecustomize: see gc_peer_env")
     if allocator == "malloc":
         return command, {"PYTHONMALLOC": "malloc"}
     library = libraries.get(allocator)
     if allocator in PRELOAD_NAMES and library:
         return command, {"PYTHONMALLOC": "malloc", "LD_PRELOAD": library}
     raise ValueError(f"no command for allocator {allocator!r}")
+
+
+def gc_peer_env(folder: str, env: Dict[str, str]) -> Dict[str, str]:
+    """The variables of a GC_PEER run: `folder` (holding GC_SITECUSTOMIZE as
+    sitecustomize.py) first on PYTHONPATH."""
+    path = env.get("PYTHONPATH")
+    return {"PYTHONPATH": folder + (os.pathsep + path if path else "")}
+
+
+def round_orders(allocators: Sequence[str], runs: int, seed: int) -> List[List[str]]:
+    """The order of every round: `allocators` shuffled, round by round, from `seed`."""
+    rng = random.Random(seed)
+    orders = []
+    for _ in range(runs):
+        order = list(allocators)
+        rng.shuffle(order)
+        orders.append(order)
+    return orders
 
 
 # ------------------------------------------------------------------ running
@@ -244,19 +301,33 @@ def _ratio(value: float, base: Optional[float]) -> str:
 
 
 def format_table(summaries: Sequence[Summary]) -> str:
-    """The results table (ratios to pymalloc, "n/a" if pymalloc did not run)."""
+    """The results table: ratios are medians of per-round ratios ("n/a" if pymalloc did not
+    run); a column of time ratios to pymalloc+gc when that peer ran."""
     base = next((s for s in summaries if s.allocator == BASELINE), None)
-    header = ("allocator", "median time", "min-max time", "median peak RSS",
-              f"time / {BASELINE}", f"peak RSS / {BASELINE}")
+    peer = next((s for s in summaries if s.allocator == GC_PEER), None)
+    header = ["allocator", "median time", "min-max time", "median CPU", "median peak RSS",
+              f"time / {BASELINE}", f"CPU / {BASELINE}", f"peak RSS / {BASELINE}"]
+    if peer is not None:
+        header.append(f"time / {GC_PEER}")
     rows = [header]
+
+    def ratio(value: Optional[float]) -> str:
+        return "n/a" if value is None else f"{value:.2f}"
+
     for s in summaries:
         low, high = min(s.walls), max(s.walls)
         spread = f"{_seconds(low)[:-2]}-{_seconds(high)}"
-        rows.append((
-            s.allocator, _seconds(s.median_wall), spread, _mib(s.median_peak_rss),
-            _ratio(s.median_wall, base.median_wall if base else None),
-            _ratio(s.median_peak_rss, base.median_peak_rss if base else None),
-        ))
+        cpu = s.median_cpu
+        row = [
+            s.allocator, _seconds(s.median_wall), spread,
+            "n/a" if cpu is None else _seconds(cpu), _mib(s.median_peak_rss),
+            ratio(paired_ratio(s.walls, base.walls) if base else None),
+            ratio(paired_ratio(s.cpus, base.cpus) if base and base.cpus else None),
+            ratio(paired_ratio(s.peak_rsses, base.peak_rsses) if base else None),
+        ]
+        if peer is not None:
+            row.append(ratio(paired_ratio(s.walls, peer.walls)))
+        rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = []
     for row in rows:
@@ -288,7 +359,8 @@ def plot(path: str, summaries: Sequence[Summary], title: str) -> None:
     base = next((s for s in summaries if s.allocator == BASELINE), None)
     positions = list(range(len(names)))
     palette = ["#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#d62728", "#ff7f0e", "#8c564b"]
-    colors = [palette[ALLOCATORS.index(n) % len(palette)] for n in names]
+    known = (*ALLOCATORS, GC_PEER)
+    colors = [palette[known.index(n) % len(palette)] for n in names]
 
     fig = Figure(figsize=(max(9.0, 2.2 * len(names) + 1.0), 4.8), dpi=150)
     FigureCanvasAgg(fig)
@@ -349,6 +421,9 @@ def run(args: argparse.Namespace) -> int:
     size: str = getattr(args, "size", None) or DEFAULT_SIZE
     plot_path: Optional[str] = getattr(args, "plot", None)
     show_output = bool(getattr(args, "show_output", False))
+    seed: Optional[int] = getattr(args, "seed", None)
+    if seed is None:
+        seed = random.SystemRandom().randrange(1_000_000)
 
     libraries = find_preload_libraries()
     try:
@@ -359,6 +434,9 @@ def run(args: argparse.Namespace) -> int:
         if not os.path.exists(script):
             raise CompareError(f"no such script: {script}")
         allocators, notes = select_allocators(getattr(args, "allocators", None), libraries)
+        if getattr(args, "gc_policy", False) and GC_PEER not in allocators:
+            at = allocators.index(BASELINE) + 1 if BASELINE in allocators else 0
+            allocators.insert(at, GC_PEER)
         if any(name.startswith("bump") for name in allocators):
             from bump_global._config import parse_size
 
@@ -382,14 +460,54 @@ def run(args: argparse.Namespace) -> int:
         progress.note(f"{BASELINE} is not in the list: no ratios")
 
     env = child_environment()
-    commands = {a: command_for(a, script, script_args, size, libraries) for a in allocators}
+    with tempfile.TemporaryDirectory(prefix="bump-global-compare-") as folder:
+        with open(os.path.join(folder, "sitecustomize.py"), "w") as file:
+            file.write(GC_SITECUSTOMIZE)
+        commands = {}
+        for a in allocators:
+            if a == GC_PEER:
+                commands[a] = ([sys.executable, script, *script_args], gc_peer_env(folder, env))
+            else:
+                commands[a] = command_for(a, script, script_args, size, libraries)
+        results = _run_rounds(allocators, commands, runs, seed, env, show_output, progress)
+    if isinstance(results, int):
+        return results
+    summaries = [Summary(a, [m.wall for m in results[a]], [m.peak_rss for m in results[a]],
+                         tuple(m.cpu for m in results[a]))
+                 for a in allocators]
+    label = _script_label(script, script_args)
+    python = sys.version.split()[0]
+    sys.stdout.write(
+        f"{label}: {runs} round{'s' if runs > 1 else ''}, each allocator once per round in "
+        f"a shuffled order (--seed {seed}), Python {python}\n{format_table(summaries)}\n"
+    )
+    sys.stdout.flush()
+    if plot_path is not None:
+        title = f"{label}: {runs} shuffled round{'s' if runs > 1 else ''}"
+        plot(plot_path, summaries, title)
+        sys.stderr.write(f"{PROG}: plot written to {plot_path}\n")
+    return 0
+
+
+def _run_rounds(
+    allocators: Sequence[str],
+    commands: Dict[str, Tuple[List[str], Dict[str, str]]],
+    runs: int,
+    seed: int,
+    env: Dict[str, str],
+    show_output: bool,
+    progress: Progress,
+) -> "Union[Dict[str, List[Measurement]], int]":
+    """Every round, each allocator once in the round's shuffled order (announced on
+    stderr); the measurements per allocator in round order, or the exit code of a failure."""
     results: Dict[str, List[Measurement]] = {a: [] for a in allocators}
     total = runs * len(allocators)
     done = 0
     started = time.perf_counter()
     try:
-        for round_index in range(1, runs + 1):
-            for allocator in allocators:
+        for round_index, order in enumerate(round_orders(allocators, runs, seed), 1):
+            progress.note(f"round {round_index}/{runs} order: {', '.join(order)}")
+            for allocator in order:
                 done += 1
                 where = f"[{done}/{total}] run {round_index}/{runs} {allocator}"
                 progress.running(
@@ -408,25 +526,12 @@ def run(args: argparse.Namespace) -> int:
                     return 1
                 results[allocator].append(outcome)
                 progress.finished(
-                    f"{where}: {_seconds(outcome.wall)}, peak RSS {_mib(outcome.peak_rss)}"
+                    f"{where}: {_seconds(outcome.wall)}, CPU {_seconds(outcome.cpu)}, "
+                    f"peak RSS {_mib(outcome.peak_rss)}"
                 )
     except KeyboardInterrupt:
         progress.clear()
         _error("interrupted")
         return 130
     progress.clear()
-
-    summaries = [Summary(a, [m.wall for m in results[a]], [m.peak_rss for m in results[a]])
-                 for a in allocators]
-    label = _script_label(script, script_args)
-    python = sys.version.split()[0]
-    sys.stdout.write(
-        f"{label}: {runs} interleaved run{'s' if runs > 1 else ''} per allocator, "
-        f"Python {python}\n{format_table(summaries)}\n"
-    )
-    sys.stdout.flush()
-    if plot_path is not None:
-        title = f"{label}: {runs} interleaved run{'s' if runs > 1 else ''} per allocator"
-        plot(plot_path, summaries, title)
-        sys.stderr.write(f"{PROG}: plot written to {plot_path}\n")
-    return 0
+    return results

@@ -11,6 +11,15 @@ measurement.  The launcher is smaller than any Python running a script, so it
 never shows.  ``ru_maxrss`` from ``wait4`` is the largest peak of the command
 and the descendants it waited for, not their sum.
 
+For a program that starts workers, ``ru_maxrss`` is not the program's memory:
+with ``sample_interval`` set, :func:`measure` also samples the process tree
+below the launcher (the sum of the resident sizes of its processes, read from
+``/proc``, every `sample_interval` seconds) and reports the largest sum seen as
+``tree_peak_rss`` (never below ``peak_rss``).  New descendants are found by
+reading ``/proc/PID/stat`` of the pids above the launcher's (pids grow, so a
+descendant's pid is larger unless the kernel's pid counter wrapped during the
+run): a sample costs a few file reads, not a scan of every process.
+
 Also here: where the preloadable allocators (jemalloc, mimalloc) are, and the
 environment of a clean child (nothing that chooses or wraps the allocator).
 """
@@ -25,6 +34,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import IO, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -87,6 +97,15 @@ class Measurement:
     """CPU seconds in the kernel (likewise)."""
     minor_faults: int = 0
     major_faults: int = 0
+    exit_code: int = 0
+    """The command's exit code (only ever non-zero with ``accept_status=True``)."""
+    tree_peak_rss: int = 0
+    """Largest sampled sum of the RSS of the command's process tree, at least
+    `peak_rss` (equal to it when the tree was not sampled), bytes."""
+    tree_processes: int = 0
+    """Distinct processes seen in the tree's samples (0 when not sampled)."""
+    samples: int = 0
+    """How many times the tree was sampled."""
 
     @property
     def cpu(self) -> float:
@@ -191,10 +210,14 @@ def child_environment(base: Optional[Dict[str, str]] = None, **extra: str) -> Di
 
 
 def _tail(file: IO[bytes]) -> List[str]:
-    file.seek(0, os.SEEK_END)
-    size = file.tell()
-    file.seek(max(0, size - _STDERR_TAIL_BYTES))
-    text = file.read().decode("utf-8", "replace")
+    try:
+        file.flush()
+        file.seek(0, os.SEEK_END)
+        size = file.tell()
+        file.seek(max(0, size - _STDERR_TAIL_BYTES))
+        text = file.read().decode("utf-8", "replace")
+    except (OSError, ValueError):  # a file the caller opened write-only
+        return []
     lines = text.splitlines()
     if size > _STDERR_TAIL_BYTES and lines:
         lines = lines[1:]  # probably cut in the middle
@@ -211,38 +234,150 @@ def _describe_status(exit_code: int) -> str:
     return f"was killed by {name} (exit code {exit_code})"
 
 
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class TreeSampler:
+    """Samples the total RSS of the descendants of one process, from ``/proc``.
+
+    Knows the tree's members; each :meth:`sample` reads ``/proc/PID/stat`` of
+    the processes created since the root (pid above the root's) to find new
+    members, then ``/proc/PID/statm`` of each member.  Linux only: elsewhere
+    (no ``/proc``) every sample is 0 and `available` is False.
+    """
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.members: Dict[int, int] = {}  # pid -> parent pid
+        self.seen: set = set()
+        self.peak = 0
+        self.samples = 0
+        self.available = os.path.isdir(f"/proc/{root}")
+
+    @staticmethod
+    def _parent(pid: int) -> Optional[int]:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as file:
+                text = file.read()
+        except OSError:
+            return None
+        return int(text[text.rindex(b")") + 2:].split(None, 2)[1])
+
+    @staticmethod
+    def _rss(pid: int) -> Optional[int]:
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as file:
+                return int(file.read().split()[1]) * _PAGE_SIZE
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def sample(self) -> int:
+        """The tree's RSS now (the root itself not counted), bytes."""
+        if not self.available:
+            return 0
+        try:
+            pids = [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) > self.root]
+        except OSError:
+            return 0
+        tree = {self.root}
+        alive = {}
+        for pid in sorted(pids):
+            parent = self.members.get(pid)
+            if parent is None:
+                parent = self._parent(pid)
+            if parent is not None and parent in tree:
+                tree.add(pid)
+                alive[pid] = parent
+        self.members = alive
+        total = 0
+        for pid in alive:
+            rss = self._rss(pid)
+            if rss is not None:
+                total += rss
+                self.seen.add(pid)
+        self.peak = max(self.peak, total)
+        self.samples += 1
+        return total
+
+    def kill(self) -> None:
+        """SIGKILL every member known (a run that timed out)."""
+        for pid in list(self.members):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
 def measure(
     command: Sequence[str],
     extra_env: Dict[str, str],
     env: Dict[str, str],
     show_output: bool = False,
+    *,
+    stdout: Optional[IO[bytes]] = None,
+    stderr: Optional[IO[bytes]] = None,
+    cwd: Optional[str] = None,
+    timeout: Optional[float] = None,
+    sample_interval: Optional[float] = None,
+    accept_status: bool = False,
 ) -> Union[Measurement, RunFailure]:
     """Run `command` once through the launcher; its time and peak RSS, or its failure.
 
     `env` is the environment of the run (already stripped), `extra_env` the
     allocator's variables (given to the script only, not to the launcher).
+    `stdout`/`stderr`: files that receive the command's output (default: stdout
+    discarded or shown with `show_output`, stderr kept for the failure message).
+    `cwd`: the command's working directory.  `timeout`: seconds after which the
+    tree is killed and a RunFailure returned.  `sample_interval`: sample the
+    process tree's RSS this often (seconds; see :class:`TreeSampler`).
+    `accept_status`: a non-zero exit code is a Measurement (its `exit_code`),
+    not a RunFailure (a death by signal still is one).
     """
     read_fd, write_fd = os.pipe()
     assignments = [f"{name}={value}" for name, value in extra_env.items()]
     launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(write_fd),
                 *assignments, "--", *command]
-    with tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as own_err:
+        err = stderr if stderr is not None else own_err
+        out: Union[int, IO[bytes], None] = stdout
+        if out is None:
+            out = None if show_output else subprocess.DEVNULL
         try:
             proc = subprocess.Popen(
-                launcher, env=env, stdin=subprocess.DEVNULL,
-                stdout=None if show_output else subprocess.DEVNULL, stderr=err,
-                pass_fds=(write_fd,),
+                launcher, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                pass_fds=(write_fd,), cwd=cwd,
             )
         except BaseException:
             os.close(read_fd)
             raise
         finally:
             os.close(write_fd)
+        sampler = TreeSampler(proc.pid) if sample_interval else None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        timed_out = False
         try:
             try:
                 # os.wait4, not proc.wait(): the launcher's status is needed
                 # here, and Popen must not reap the process a second time.
-                _, status, _ = os.wait4(proc.pid, 0)
+                if sampler is None and deadline is None:
+                    _, status, _ = os.wait4(proc.pid, 0)
+                else:
+                    step = sample_interval or 0.05
+                    while True:
+                        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
+                        if pid:
+                            break
+                        if sampler is not None:
+                            sampler.sample()
+                        if deadline is not None and time.monotonic() > deadline:
+                            timed_out = True
+                            if sampler is None:
+                                sampler = TreeSampler(proc.pid)
+                                sampler.sample()
+                            sampler.kill()
+                            _, status, _ = os.wait4(proc.pid, 0)
+                            break
+                        time.sleep(step)
             except KeyboardInterrupt:
                 proc.terminate()  # the launcher passes SIGTERM on to the script
                 os.wait4(proc.pid, 0)
@@ -258,19 +393,23 @@ def measure(
         finally:
             os.close(read_fd)
         fields = report.split()
+        if timed_out:
+            return RunFailure(f"timed out after {timeout:g} s (its process tree was killed)",
+                              _tail(err))
         if proc.returncode != 0 or len(fields) != 7:
             return RunFailure(
                 f"could not be started (the launcher {_describe_status(proc.returncode)})",
                 _tail(err),
             )
         exit_code = os.waitstatus_to_exitcode(int(fields[0]))
-        if exit_code != 0:
+        if exit_code < 0 or (exit_code != 0 and not accept_status):
             return RunFailure(_describe_status(exit_code), _tail(err))
         maxrss = int(fields[2])
         # ru_maxrss is in KiB on Linux and the BSDs, in bytes on macOS.
         peak = maxrss if sys.platform == "darwin" else maxrss * 1024
         return Measurement(wall=float(fields[1]), peak_rss=peak, user=float(fields[3]),
                            system=float(fields[4]), minor_faults=int(fields[5]),
-                           major_faults=int(fields[6]))
-
-
+                           major_faults=int(fields[6]), exit_code=exit_code,
+                           tree_peak_rss=max(peak, sampler.peak if sampler else 0),
+                           tree_processes=len(sampler.seen) if sampler else 0,
+                           samples=sampler.samples if sampler else 0)

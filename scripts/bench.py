@@ -1,356 +1,193 @@
-"""Benchmarks: bump_global against pymalloc, glibc malloc, jemalloc and mimalloc.
+"""Benchmarks: bump_global against the allocators a user would pick, with the same GC policy.
 
-    pip install pyperf        # required; psutil is optional
-    python scripts/bench.py [--runs 5] [--workloads a,b] [--variants a,b] [--quick]
-                            [--micro] [--json FILE] [--markdown FILE] [--pyperf-json FILE]
+    python scripts/bench.py --python PYTHON [--rounds 3] [--warmup 1] [--seed N]
+                            [--families build,churn,startup,real] [--workloads a,b]
+                            [--variants a,b] [--work DIR] [--no-install]
+                            [--json FILE] [--markdown FILE]
     python scripts/bench.py --from-json FILE [--json FILE] [--markdown FILE]
+    python scripts/bench.py --list
 
-Every workload (a small script in ``scripts/workloads/``) runs under every
-allocator variant in a fresh interpreter process:
+Two families of things to run, each a fresh process per run:
 
-- ``pymalloc``: CPython's default allocator;
-- ``malloc``: ``PYTHONMALLOC=malloc`` (the C library's malloc, glibc on Linux);
-- ``jemalloc``, ``mimalloc``: ``LD_PRELOAD`` of the system library (Debian
-  ``libjemalloc2``, ``libmimalloc2.0``) with ``PYTHONMALLOC=malloc``; skipped
-  with a note where the library is absent (this script installs nothing);
-- ``bump``: ``bump_global.install()`` with its defaults (1 GiB region, scope
-  "python", fallback when full);
-- ``bump_16g``: a 16 GiB region, so that no workload reaches the fallback;
-- ``bump_obj_16g``: scope "objects" (only ``PyObject_Malloc``), 16 GiB;
-- ``bump_thp``: transparent huge pages, only if ``bump_global.install`` accepts
-  a ``huge_pages`` parameter (otherwise noted as not offered by the engine);
-- ``bump_incr`` (not in the default set): ``BUMP_GLOBAL_COMMIT=incremental``.
+- the scripts of ``scripts/workloads/`` (families ``build``: build a structure and exit;
+  ``churn``: create and drop temporaries; ``startup``: an empty script);
+- real programs (family ``real``): the program definitions of ``scripts/real_programs.py``
+  (pyflakes, black, pylint, mypy, sphinx, docutils, pytest, pip..., installed from PyPI into
+  that script's own venv together with this checkout; inputs generated or from the stdlib).
 
-Why the runs are spawned here and not by ``pyperf.Runner``: the Runner runs all
-the worker processes of one benchmark, then the next benchmark, and its workers
-share one environment, while the allocator is chosen by the environment
-(``PYTHONMALLOC``, ``LD_PRELOAD``) and must change from one process to the next.
-On a small, noisy virtual machine the ratio to pymalloc is only meaningful when
-measured side by side, so this script interleaves the processes itself: round
-after round, each workload runs once under every variant (A, B, C, ..., A, B,
-C, ..., the variant order rotated each round), and a ratio is computed per
-round against the pymalloc run of the same round.  The first ``--warmups``
-rounds (default 1) are discarded.  pyperf keeps the statistics and the storage:
-each process is a ``pyperf.Run`` (value: its wall time), each workload x variant
-a ``pyperf.Benchmark`` (median, spread), all of them a ``pyperf.BenchmarkSuite``
-that is embedded in the JSON output and can be written on its own
-(``--pyperf-json``) for ``python -m pyperf stats|compare_to``.
+Every run, of either family, uses the venv's interpreter (``--python`` builds it) and goes
+through ``bump_global/_launch.py``: wall time, user and system CPU, page faults and peak RSS
+from ``os.wait4``; for real programs also the peak of the process tree's summed RSS, sampled
+from ``/proc`` every ``--sample-ms`` (never below the ``wait4`` peak).  Every variant must
+give the pymalloc run's exit status and (normalised) output, in every round.
 
-Per process the parent records the wall time from spawn to exit, and from
-``os.wait4`` the peak RSS (``ru_maxrss``), user and system time, page faults and
-context switches.  A small runner inside the child times the workload itself
-and, for the bump variants, writes ``bump_global.report_dict()`` (bytes bumped,
-reallocs moved, bytes copied, fallbacks...).  If ``python -m bump_global run``
-exists (with ``--json`` and the options a variant needs), it is used for the bump
-variants instead: what a user runs, including its own start-up and the report
-it writes at exit.  The ``startup`` workload (an empty script) measures these
-fixed costs for every variant; the "workload's own time" table leaves them out,
-and the CPU-time table (user + system) is less sensitive than wall time to
-other load on the machine.
+Variants are data (``VARIANTS``): plain pymalloc; pymalloc, mimalloc, jemalloc (and on 3.13
+CPython's own mimalloc) with the GC policy of bump_global's ``gc="relaxed"`` (thresholds x10,
+through a ``sitecustomize`` on every variant's ``PYTHONPATH``, switched on by ``GCX=1``);
+bump_global through ``BUMP_GLOBAL=1`` the way a user runs any entry point (its default, with
+huge pages off, with ``reclaim="classes"``).  A variant whose library is missing is skipped
+with one line saying so.  A probe run checks each variant before the first round: its GC
+thresholds, whether bump_global is installed, whether the preloaded library is mapped.
 
-With ``--json``, the file is rewritten after every round with the raw data so
-far (``"partial": true``): an interrupted run can still be rendered with
-``--from-json``, which runs nothing and summarises a JSON file's raw data again.
+Rounds: ``--warmup`` discarded rounds, then ``--rounds`` measured ones; in every round each
+workload runs once under every variant, in an order shuffled for that round and workload
+(the seed and every order are recorded).  Per cell: the median of the per-round ratios to
+plain pymalloc and their min-max spread; and the ratio to pymalloc with the same GC policy,
+which separates the GC policy's share of a gain (pymalloc+gc / pymalloc) from the
+allocator's share (variant / pymalloc+gc).
 
-``json_loads_big`` reads a document of about 100 MB written once, untimed,
-into a temporary directory before the first round: its time is reading the
-file from the page cache plus ``json.loads``.
-
-``--micro`` adds the C microbenchmarks of ``bump_global._testing`` (if that
-extension is built): ns per ``PyObject_Malloc``+``PyObject_Free`` pair and per
-allocation in batches, under every variant in fresh processes, and the cost of
-a first touch of fresh memory (4 KiB pages, and with ``MADV_HUGEPAGE``).
-
-``--quick``: every workload at a tiny size, one round, no warm-up: a smoke run
-of the instrument, not a measurement.
+With ``--json`` the file is rewritten after every round (``"partial": true`` until the end);
+``--from-json`` summarises a JSON file's raw runs again without running anything.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
+import math
 import os
 import platform
+import random
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
-import sysconfig
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
-
-try:
-    import pyperf
-except ImportError:
-    raise SystemExit("scripts/bench.py needs pyperf: pip install pyperf") from None
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 HERE = Path(__file__).resolve().parent
-WORKLOAD_DIR = HERE / "workloads"
 REPO = HERE.parent
+WORKLOAD_DIR = HERE / "workloads"
+sys.path[:0] = [str(HERE), str(REPO)]
+
+import real_programs as rp  # noqa: E402  (scripts/real_programs.py)
+
+from bump_global._launch import (  # noqa: E402
+    Measurement,
+    RunFailure,
+    find_preload_libraries,
+    measure,
+)
+
+SCHEMA = "bump_global.bench/2"
 MIB = 1024 * 1024
+BASE = "pymalloc"
+GC_PEER = "pymalloc+gc"
+
+
+# ---------------------------------------------------------------- what runs
 
 
 @dataclass(frozen=True)
 class Workload:
     name: str
-    family: str  # "build" (build-and-exit) or "churn"
-    script: str
-    args: Tuple[str, ...]
-    quick_args: Tuple[str, ...]
+    family: str  # "startup", "build", "churn" (scripts/workloads) or "real" (real programs)
     what: str
+    script: str = ""
+    args: Tuple[str, ...] = ()
+    quick_args: Tuple[str, ...] = ()
+    default: bool = True  # run unless --workloads names others
 
 
-# Arguments are scales (see each script's docstring).  "{big_json}" is replaced
-# by the path of the document written in the setup step.
 WORKLOADS: Tuple[Workload, ...] = (
-    Workload("startup", "base", "startup.py", (), (), "empty script: start-up and set-up"),
-    Workload("tuples_list", "build", "tuples_list.py", ("5000000",), ("50000",),
-             "list of 5M (i, 2*i) tuples"),
-    Workload("dict_str", "build", "dict_str.py", ("2000000",), ("20000",),
-             "dict of 2M str(i) -> i"),
-    Workload("json_loads_big", "build", "json_loads_big.py", ("{big_json}",),
-             ("{big_json}",), "json.loads of a ~100 MB document"),
-    Workload("ast_compile", "build", "ast_compile.py", ("2048",), ("32",),
-             "ast.parse + compile of 2 MiB of source"),
-    Workload("nested_serialise", "build", "nested_serialise.py", ("100000",), ("1000",),
-             "100k nested records, json.dumps + pickle.dumps"),
-    Workload("temporaries", "churn", "temporaries.py", ("10000000",), ("100000",),
-             "10M x = (i, str(i))"),
-    Workload("json_loads_small", "churn", "json_loads_small.py", ("40000",), ("400",),
-             "3 small JSON documents parsed 40k times"),
-    Workload("raytrace", "churn", "raytrace.py", ("300",), ("20",),
-             "ray tracer, 300x300 image"),
-    Workload("go", "churn", "go.py", ("25",), ("1",), "25 random Go playouts, 9x9"),
-    Workload("deltablue", "churn", "deltablue.py", ("60",), ("2",),
-             "constraint solver, 60 rounds"),
-    Workload("richards", "churn", "richards.py", ("40",), ("2",),
-             "task scheduler simulation, 40 rounds"),
+    Workload("startup", "startup", "empty script: start-up and exit", "startup.py"),
+    Workload("tuples_list", "build", "list of 5M (i, 2*i) tuples", "tuples_list.py",
+             ("5000000",), ("50000",)),
+    Workload("dict_str", "build", "dict of 2M str(i) -> i", "dict_str.py",
+             ("2000000",), ("20000",)),
+    Workload("json_loads_big", "build", "json.loads of a ~100 MB document",
+             "json_loads_big.py", ("{big_json}",), ("{big_json}",)),
+    Workload("ast_compile", "build", "ast.parse + compile of 2 MiB of source",
+             "ast_compile.py", ("2048",), ("32",)),
+    Workload("nested_serialise", "build", "100k nested records, json.dumps + pickle.dumps",
+             "nested_serialise.py", ("100000",), ("1000",)),
+    Workload("build_tuples", "build", "build_tuples.py (list of tuples, default size)",
+             "build_tuples.py", (), ("50000",), default=False),
+    Workload("temporaries", "churn", "10M x = (i, str(i))", "temporaries.py",
+             ("10000000",), ("100000",)),
+    Workload("json_loads_small", "churn", "3 small JSON documents parsed 40k times",
+             "json_loads_small.py", ("40000",), ("400",)),
+    Workload("raytrace", "churn", "ray tracer, 300x300 image", "raytrace.py",
+             ("300",), ("20",)),
+    Workload("go", "churn", "25 random Go playouts, 9x9", "go.py", ("25",), ("1",),
+             default=False),
+    Workload("deltablue", "churn", "constraint solver, 60 rounds", "deltablue.py",
+             ("60",), ("2",)),
+    Workload("richards", "churn", "task scheduler simulation, 40 rounds", "richards.py",
+             ("40",), ("2",), default=False),
 )
 BIG_JSON_MB = {"full": "100", "quick": "1"}
 
+#: Real programs run by default (definitions in scripts/real_programs.py), chosen so that a
+#: full run (7 or 8 variants, warm-up + 3 rounds, both families) fits in about an hour on a
+#: busy 2-core VM: seven programs from PyPI (pyflakes, black, pylint, mypy, docutils, pytest,
+#: pip), a pandas script, and compileall.  The others run when named in --workloads: sphinx
+#: (35 s a run there), json_tool (30 MB, 15 s of CPU a run), pip_install, pydoc,
+#: pytest_more_itertools, mixed (a test of threads and forks more than a workload).
+DEFAULT_REAL = ("compileall", "pyflakes", "black", "pylint", "mypy", "docutils", "pandas",
+                "pytest_toolz", "pip_download")
+FAMILIES = ("startup", "build", "churn", "real")
 
-@dataclass
+
+@dataclass(frozen=True)
 class Variant:
     name: str
+    what: str
     env: Dict[str, str] = field(default_factory=dict)
-    preload: Optional[str] = None  # library file name to LD_PRELOAD
-    bump: Optional[Dict[str, Any]] = None  # bump_global.install keyword arguments
-    default: bool = True
-    what: str = ""
-    # Filled in by resolve_variants:
-    available: bool = True
-    note: str = ""
-    harness: str = "runner"
+    preload: Optional[str] = None  # "mimalloc" or "jemalloc": LD_PRELOAD its library
+    gcx: bool = False  # the GC policy of gc="relaxed" through the GCX sitecustomize
+    min_python: Tuple[int, int] = (3, 9)
+
+    @property
+    def bump(self) -> bool:
+        return self.env.get("BUMP_GLOBAL") == "1"
 
 
-def all_variants() -> List[Variant]:
-    return [
-        Variant("pymalloc", what="CPython default (pymalloc)"),
-        Variant("malloc", env={"PYTHONMALLOC": "malloc"}, what="PYTHONMALLOC=malloc (libc)"),
-        Variant("jemalloc", env={"PYTHONMALLOC": "malloc"}, preload="libjemalloc.so.2",
-                what="LD_PRELOAD jemalloc + PYTHONMALLOC=malloc"),
-        Variant("mimalloc", env={"PYTHONMALLOC": "malloc"}, preload="libmimalloc.so.2",
-                what="LD_PRELOAD mimalloc + PYTHONMALLOC=malloc"),
-        Variant("bump", bump={}, what="bump_global.install() with its defaults (listed above)"),
-        Variant("bump_16g", bump={"size": "16G"}, what="bump_global, 16 GiB region"),
-        Variant("bump_obj_16g", bump={"size": "16G", "scope": "objects"},
-                what="bump_global, scope objects, 16 GiB"),
-        Variant("bump_nopf_16g", bump={"size": "16G", "prefault": False, "huge_pages": False,
-                                       "gc": "keep"},
-                what="bump_global, 16 GiB, no prefault thread, no huge pages, gc='keep'"),
-        Variant("bump_thp", bump={"size": "16G", "huge_pages": True, "gc": "keep"},
-                what="bump_global, 16 GiB, transparent huge pages, gc='keep'"),
-        Variant("bump_gc_relaxed", bump={"size": "16G", "huge_pages": False, "gc": "relaxed"},
-                what="bump_global, 16 GiB, no huge pages, gc='relaxed' (collections 10 "
-                     "times rarer)"),
-        Variant("bump_gc_off", bump={"size": "16G", "huge_pages": False, "gc": "off"},
-                what="bump_global, 16 GiB, no huge pages, gc='off'"),
-        Variant("bump_best", bump={"size": "16G", "huge_pages": True, "gc": "relaxed"},
-                what="bump_global, 16 GiB, huge pages and gc='relaxed'"),
-        Variant("bump_last", bump={"size": "16G", "reclaim": "last"},
-                what="bump_global, 16 GiB, defaults otherwise, reclaim='last' (opt-in)"),
-        Variant("bump_classes", bump={"size": "16G", "reclaim": "classes"},
-                what="bump_global, 16 GiB, defaults otherwise, reclaim='classes' (opt-in)"),
-        Variant("bump_naive", bump={"size": "16G", "huge_pages": False, "gc": "keep",
-                                    "prefault": False},
-                default=False, what="bump_global, 16 GiB, no prefault, no huge pages, "
-                                    "gc='keep'"),
-        Variant("bump_incr", env={"BUMP_GLOBAL_COMMIT": "incremental"}, bump={"size": "16G"},
-                default=False, what="bump_global, 16 GiB, BUMP_GLOBAL_COMMIT=incremental"),
-    ]
+VARIANTS: Tuple[Variant, ...] = (
+    Variant(BASE, "CPython's default allocator, nothing set"),
+    Variant(GC_PEER, "pymalloc, GC thresholds x10 (young and full: gc='relaxed' for anyone)",
+            gcx=True),
+    Variant("mimalloc+gc", "LD_PRELOAD libmimalloc + PYTHONMALLOC=malloc, GC x10",
+            {"PYTHONMALLOC": "malloc"}, preload="mimalloc", gcx=True),
+    Variant("jemalloc+gc", "LD_PRELOAD libjemalloc + PYTHONMALLOC=malloc, GC x10",
+            {"PYTHONMALLOC": "malloc"}, preload="jemalloc", gcx=True),
+    Variant("cpy-mimalloc+gc", "PYTHONMALLOC=mimalloc (CPython's own, 3.13+), GC x10",
+            {"PYTHONMALLOC": "mimalloc"}, gcx=True, min_python=(3, 13)),
+    Variant("bump", "BUMP_GLOBAL=1: bump_global's default (pure bump, huge pages, "
+            "gc='relaxed')", {"BUMP_GLOBAL": "1"}),
+    Variant("bump-nohuge", "BUMP_GLOBAL=1 BUMP_GLOBAL_HUGE_PAGES=0",
+            {"BUMP_GLOBAL": "1", "BUMP_GLOBAL_HUGE_PAGES": "0"}),
+    Variant("bump-classes", "BUMP_GLOBAL=1 BUMP_GLOBAL_RECLAIM=classes (size classes with "
+            "free lists: the speed configuration)",
+            {"BUMP_GLOBAL": "1", "BUMP_GLOBAL_RECLAIM": "classes"}),
+)
 
-
-# The child: runs one workload script, timing it; for bump variants installs the
-# allocator first and writes its report.  argv: OUT INSTALL_KWARGS_JSON SCRIPT ARGS...
-RUNNER = """\
-import json, runpy, sys, time
-out, kwargs = sys.argv[1], json.loads(sys.argv[2])
-if kwargs is not None:
-    import bump_global
-    bump_global.install(**kwargs)
-sys.argv = sys.argv[3:]
-start = time.perf_counter()
-runpy.run_path(sys.argv[0], run_name="__main__")
-elapsed = time.perf_counter() - start
-result = {"workload_s": elapsed}
-if kwargs is not None:
-    result["report"] = bump_global.report_dict(elapsed)
-with open(out, "w") as f:
-    json.dump(result, f)
-"""
-
-# The child of --micro: argv: OUT INSTALL_KWARGS_JSON SPEC_JSON
-MICRO_RUNNER = """\
-import json, sys
-out, kwargs, spec = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-if kwargs is not None:
-    import bump_global
-    bump_global.install(**kwargs)
-from bump_global import _testing as mb
-result = {}
-for name, fn, args in spec:
-    result[name] = getattr(mb, fn)(*args)
-if kwargs is not None:
-    result["report"] = bump_global.report_dict()
-with open(out, "w") as f:
-    json.dump(result, f)
-"""
-
-# Probe of the bump_global the children will import.
+#: Run by each variant before the first round: what it really got.
 PROBE = """\
-import inspect, json, sys
-info = {"ok": False}
-try:
+import gc, json, os, sys
+info = {"gc_threshold": list(gc.get_threshold()), "bump": False,
+        "pythonmalloc": os.environ.get("PYTHONMALLOC")}
+if "bump_global" in sys.modules or os.environ.get("BUMP_GLOBAL"):
     import bump_global
-    info["version"] = bump_global.__version__
-    params = inspect.signature(bump_global.install).parameters
-    info["params"] = list(params)
-    info["defaults"] = {k: p.default for k, p in params.items()
-                        if isinstance(p.default, (str, int, float, bool))}
-    info["ok"] = True
-    try:
-        import bump_global._testing
-        info["microbench"] = True
-    except ImportError as exc:
-        info["microbench"] = False
-        info["microbench_error"] = str(exc)
-except Exception as exc:
-    info["error"] = "%s: %s" % (type(exc).__name__, exc)
+    info["bump"] = bump_global.is_installed()
+    config = bump_global.installed_config()
+    if config is not None:
+        info["bump_config"] = {k: str(getattr(config, k)) for k in
+                               ("size", "reclaim", "huge_pages", "gc", "prefault")
+                               if hasattr(config, k)}
+with open("/proc/self/maps") as maps:
+    text = maps.read()
+info["mapped"] = sorted(n for n in ("mimalloc", "jemalloc") if "lib" + n in text)
 print(json.dumps(info))
 """
 
 
 # ---------------------------------------------------------------- environment
-
-
-def read_text(path: str) -> Optional[str]:
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return None
-
-
-def find_library(filename: str) -> Optional[str]:
-    """The path of a shared library: `ldconfig -p`, then the usual lib directories."""
-    try:
-        out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True,
-                             check=False).stdout
-    except OSError:
-        out = ""
-    for line in out.splitlines():
-        left, _, right = line.partition("=>")
-        if left.strip().split(" ")[0] == filename and Path(right.strip()).exists():
-            return right.strip()
-    dirs = ["/usr/lib", "/usr/local/lib", "/lib"]
-    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
-    if multiarch:
-        dirs = [f"/usr/lib/{multiarch}", f"/lib/{multiarch}"] + dirs
-    for d in dirs:
-        candidate = Path(d, filename)
-        if candidate.exists():
-            return str(candidate)
-    return None
-
-
-def package_version(name: str) -> Optional[str]:
-    try:
-        proc = subprocess.run(["dpkg-query", "-W", "-f=${Version}", name],
-                              capture_output=True, text=True, check=False)
-    except OSError:
-        return None
-    return proc.stdout.strip() or None
-
-
-def child_env(extra: Dict[str, str], preload: Optional[str]) -> Dict[str, str]:
-    env = dict(os.environ)
-    for key in ("PYTHONMALLOC", "LD_PRELOAD", "BUMP_GLOBAL", "BUMP_GLOBAL_COMMIT",
-                "PYTHONTRACEMALLOC", "PYTHONDEVMODE"):
-        env.pop(key, None)
-    env.update(extra)
-    if preload:
-        env["LD_PRELOAD"] = preload
-    return env
-
-
-def probe_bump(env: Dict[str, str]) -> Dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
-                          text=True, check=False, cwd=tempfile.gettempdir())
-    try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
-    except (IndexError, ValueError):
-        return {"ok": False, "error": proc.stderr.strip()[-300:]}
-
-
-def probe_cli(env: Dict[str, str]) -> Optional[str]:
-    """The help text of ``python -m bump_global run`` if it exists and has --json."""
-    proc = subprocess.run([sys.executable, "-m", "bump_global", "run", "--help"], env=env,
-                          capture_output=True, text=True, check=False,
-                          cwd=tempfile.gettempdir())
-    if proc.returncode == 0 and "--json" in proc.stdout:
-        return proc.stdout
-    return None
-
-
-def resolve_variants(names: Optional[Sequence[str]], env: Dict[str, str],
-                     bump_info: Dict[str, Any], cli_help: Optional[str]) -> List[Variant]:
-    variants = all_variants()
-    known = {v.name: v for v in variants}
-    if names is None:
-        chosen = [v for v in variants if v.default]
-    else:
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise SystemExit(f"bench: unknown variant(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(known)}")
-        chosen = [known[n] for n in names]
-        if "pymalloc" not in names:
-            chosen.insert(0, known["pymalloc"])  # ratios need it
-    for v in chosen:
-        if v.preload:
-            path = find_library(v.preload)
-            if path is None:
-                v.available = False
-                v.note = f"{v.preload} not found (Debian: apt-get install " \
-                         f"{'libjemalloc2' if 'jemalloc' in v.preload else 'libmimalloc2.0'})"
-            else:
-                v.preload = path
-        if v.bump is not None:
-            params = bump_info.get("params", [])
-            if not bump_info.get("ok"):
-                v.available = False
-                v.note = f"bump_global cannot be imported: {bump_info.get('error')}"
-            elif any(k not in params for k in v.bump):
-                v.available = False
-                missing = [k for k in v.bump if k not in params]
-                v.note = f"not offered by the engine (install() has no {', '.join(missing)})"
-            elif cli_help is not None and all(cli_flag(k, val)[0] in cli_help
-                                              for k, val in v.bump.items()):
-                v.harness = "cli"
-    return chosen
 
 
 def loadavg() -> Optional[List[float]]:
@@ -360,667 +197,38 @@ def loadavg() -> Optional[List[float]]:
         return None
 
 
+def read_text(path: str) -> Optional[str]:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
 def machine_info() -> Dict[str, Any]:
-    cpu = None
-    cpuinfo = read_text("/proc/cpuinfo") or ""
-    for line in cpuinfo.splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_total = None
-    for line in (read_text("/proc/meminfo") or "").splitlines():
-        if line.startswith("MemTotal:"):
-            mem_total = int(line.split()[1]) * 1024
-    return {
-        "cpu_model": cpu or platform.processor() or None,
-        "cpu_count": os.cpu_count(),
-        "memory_total": mem_total,
-        "system": platform.system(),
-        "kernel": platform.release(),
-        "machine": platform.machine(),
-        "thp_enabled": read_text("/sys/kernel/mm/transparent_hugepage/enabled"),
-        "thp_defrag": read_text("/sys/kernel/mm/transparent_hugepage/defrag"),
-        "overcommit_memory": read_text("/proc/sys/vm/overcommit_memory"),
-        "libc": " ".join(platform.libc_ver()).strip() or None,
-        "loadavg_start": loadavg(),
-    }
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                (read_text("/proc/cpuinfo") or "").splitlines()
+                if line.startswith("model name")), None)
+    mem = next((int(line.split()[1]) * 1024 for line in
+                (read_text("/proc/meminfo") or "").splitlines()
+                if line.startswith("MemTotal:")), None)
+    return {"cpu_model": cpu or platform.processor() or None, "cpu_count": os.cpu_count(),
+            "memory_total": mem, "kernel": platform.release(), "machine": platform.machine(),
+            "thp_enabled": read_text("/sys/kernel/mm/transparent_hugepage/enabled"),
+            "libc": " ".join(platform.libc_ver()).strip() or None,
+            "loadavg_start": loadavg()}
 
 
-# ---------------------------------------------------------------- running
-
-
-@dataclass
-class Measure:
-    ok: bool
-    wall_s: float
-    rusage: Dict[str, float]
-    child: Dict[str, Any]
-    error: str = ""
-
-
-def spawn(cmd: List[str], env: Dict[str, str], log: Path, out: Path) -> Measure:
-    """Run one child process; wall time from spawn to exit, rusage from wait4."""
-    if out.exists():
-        out.unlink()
-    with open(log, "wb") as logf:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT,
-                                cwd=str(log.parent))
-        _, status, ru = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    usage = {
-        "peak_rss_kib": ru.ru_maxrss,  # KiB on Linux
-        "user_s": ru.ru_utime,
-        "sys_s": ru.ru_stime,
-        "minor_faults": ru.ru_minflt,
-        "major_faults": ru.ru_majflt,
-        "vol_ctx_switches": ru.ru_nvcsw,
-        "invol_ctx_switches": ru.ru_nivcsw,
-    }
-    child: Dict[str, Any] = {}
-    error = ""
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-        error = f"exit status {proc.returncode}: " + " | ".join(tail)
-    elif out.exists():
-        try:
-            child = json.loads(out.read_text())
-        except ValueError as exc:
-            error = f"unreadable child output: {exc}"
-    return Measure(ok=not error, wall_s=wall, rusage=usage, child=child, error=error)
-
-
-def workload_command(variant: Variant, script: Path, args: List[str], out: Path,
-                     runner: Path) -> List[str]:
-    if variant.bump is not None and variant.harness == "cli":
-        cmd = [sys.executable, "-m", "bump_global", "run", "--json", str(out)]
-        for key, value in variant.bump.items():
-            cmd += cli_flag(key, value)
-        return cmd + [str(script)] + args
-    kwargs = json.dumps(variant.bump) if variant.bump is not None else "null"
-    return [sys.executable, str(runner), str(out), kwargs, str(script)] + args
-
-
-def cli_flag(key: str, value: Any) -> List[str]:
-    """The `python -m bump_global run` option for install(key=value)."""
-    flag = key.replace("_", "-")
-    if value is True:
-        return [f"--{flag}"]
-    if value is False:
-        return [f"--no-{flag}"]
-    return [f"--{flag}", str(value)]
-
-
-def child_workload_s(child: Dict[str, Any]) -> Optional[float]:
-    """The workload's own time: the runner's, else the CLI report's time since install."""
-    if "workload_s" in child:
-        return child["workload_s"]  # type: ignore[no-any-return]
-    return child.get("wall_time_s")
-
-
-def bump_counters(child: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """Engine counters from the runner's report_dict or the CLI's JSON report (its root)."""
-    report = child.get("report", child if ("counters" in child or "processes" in child)
-                       else None)
-    if report and report.get("processes"):
-        report = report["processes"][0]  # schema report/2: the root process
-    if not report or not report.get("counters"):
+def package_version(name: str) -> Optional[str]:
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", name],
+                             capture_output=True, text=True, check=False).stdout
+    except OSError:
         return None
-    counters = dict(report["counters"])
-    region = report.get("region") or {}
-    counters["used"] = region.get("used")
-    counters["resident"] = region.get("resident")
-    counters["reserved"] = region.get("reserved")
-    return counters
-
-
-def run_record(m: Measure, v: Variant, fields: Dict[str, Any]) -> Dict[str, Any]:
-    """One run's record: `fields`, then the rusage, the engine counters and any error."""
-    rec = {**fields, **m.rusage}
-    if v.bump is not None:
-        rec["bump"] = bump_counters(m.child)
-    if m.error:
-        rec["error"] = m.error
-    return rec
-
-
-def run_suite(workloads: List[Workload], variants: List[Variant], rounds: int,
-              warmups: int, quick: bool, tmp: Path, progress: bool,
-              on_round: Optional[Callable[[List[Dict[str, Any]]], None]] = None
-              ) -> List[Dict[str, Any]]:
-    runner = tmp / "runner.py"
-    runner.write_text(RUNNER)
-    big_json = tmp / "big.json"
-    if any(w.name == "json_loads_big" for w in workloads):
-        mb = BIG_JSON_MB["quick" if quick else "full"]
-        subprocess.run([sys.executable, str(WORKLOAD_DIR / "json_loads_big.py"), "--write",
-                        str(big_json), mb], check=True, env=child_env({}, None))
-    active = [v for v in variants if v.available]
-    raw: List[Dict[str, Any]] = []
-    total = (rounds + warmups) * len(workloads) * len(active)
-    done = 0
-    t0 = time.perf_counter()
-    for rnd in range(warmups + rounds):
-        shift = rnd % len(active)
-        order = active[shift:] + active[:shift]
-        for w in workloads:
-            args = [a.replace("{big_json}", str(big_json))
-                    for a in (w.quick_args if quick else w.args)]
-            for v in order:
-                out = tmp / "child.json"
-                cmd = workload_command(v, WORKLOAD_DIR / w.script, args, out, runner)
-                m = spawn(cmd, child_env(v.env, v.preload), tmp / "child.log", out)
-                done += 1
-                raw.append(run_record(m, v, {
-                    "workload": w.name, "variant": v.name, "round": rnd - warmups,
-                    "warmup": rnd < warmups, "ok": m.ok, "wall_s": m.wall_s,
-                    "workload_s": child_workload_s(m.child)}))
-                if progress:
-                    print(f"[{done}/{total} {time.perf_counter() - t0:7.1f}s] round {rnd - warmups}"
-                          f" {w.name:17s} {v.name:13s} {m.wall_s:7.3f} s "
-                          f"{m.rusage['peak_rss_kib'] / 1024:8.1f} MiB"
-                          + ("" if m.ok else f"  FAILED: {m.error}"), flush=True)
-        if on_round is not None:
-            on_round(raw)
-    return raw
-
-
-MICRO_SPEC_FULL = [
-    ["pair_ns", "pair_loop", [10_000_000, 32]],
-    ["batch_ns", "batch_loop", [10_000_000, 1000, 32]],
-]
-MICRO_SPEC_QUICK = [
-    ["pair_ns", "pair_loop", [100_000, 32]],
-    ["batch_ns", "batch_loop", [100_000, 1000, 32]],
-]
-PAGE_SPEC_FULL = [
-    ["page_4k_ns", "page_touch", [1 << 30, False]],
-    ["page_huge_ns", "page_touch", [1 << 30, True]],
-]
-PAGE_SPEC_QUICK = [
-    ["page_4k_ns", "page_touch", [16 << 20, False]],
-    ["page_huge_ns", "page_touch", [16 << 20, True]],
-]
-
-
-def run_micro(variants: List[Variant], rounds: int, quick: bool, tmp: Path,
-              progress: bool) -> Dict[str, Any]:
-    """The C microbenchmarks under every variant (interleaved), then page_touch."""
-    runner = tmp / "micro.py"
-    runner.write_text(MICRO_RUNNER)
-    spec = MICRO_SPEC_QUICK if quick else MICRO_SPEC_FULL
-    active = [v for v in variants if v.available]
-    raw: List[Dict[str, Any]] = []
-    out = tmp / "micro.json"
-    for rnd in range(rounds):
-        for v in active:
-            kwargs = json.dumps(v.bump) if v.bump is not None else "null"
-            cmd = [sys.executable, str(runner), str(out), kwargs, json.dumps(spec)]
-            m = spawn(cmd, child_env(v.env, v.preload), tmp / "micro.log", out)
-            raw.append(run_record(m, v, {
-                "variant": v.name, "round": rnd, "ok": m.ok, "wall_s": m.wall_s,
-                **{k: m.child.get(k) for k, _, _ in spec}}))
-            if progress:
-                print(f"[micro round {rnd}] {v.name:13s} "
-                      + " ".join(f"{k}={m.child.get(k)}" for k, _, _ in spec)
-                      + ("" if m.ok else f"  FAILED: {m.error}"), flush=True)
-    pages: List[Dict[str, Any]] = []
-    page_spec = PAGE_SPEC_QUICK if quick else PAGE_SPEC_FULL
-    for rnd in range(rounds):
-        cmd = [sys.executable, str(runner), str(out), "null", json.dumps(page_spec)]
-        m = spawn(cmd, child_env({}, None), tmp / "micro.log", out)
-        rec = {"round": rnd, "ok": m.ok, **{k: m.child.get(k) for k, _, _ in page_spec},
-               "sys_s": m.rusage["sys_s"], "minor_faults": m.rusage["minor_faults"]}
-        if rec.get("page_huge_ns") is not None:
-            rec["page_huge_per_2m_ns"] = rec["page_huge_ns"] * 512
-        if m.error:
-            rec["error"] = m.error
-        pages.append(rec)
-    summary: Dict[str, Any] = {}
-    for v in active:
-        rows = [r for r in raw if r["variant"] == v.name and r["ok"]]
-        summary[v.name] = {k: med([r[k] for r in rows if r.get(k) is not None])
-                           for k, _, _ in spec}
-    okp = [p for p in pages if p["ok"]]
-    page_summary = {k: med([p[k] for p in okp if p.get(k) is not None])
-                    for k in ("page_4k_ns", "page_huge_ns", "page_huge_per_2m_ns")}
-    return {"spec": spec, "page_spec": page_spec, "raw": raw, "pages": pages,
-            "summary": summary, "page_summary": page_summary}
-
-
-# ---------------------------------------------------------------- statistics
-
-
-def med(values: Sequence[Optional[float]]) -> Optional[float]:
-    vals = [v for v in values if v is not None]
-    return statistics.median(vals) if vals else None
-
-
-def build_suite(raw: List[Dict[str, Any]]) -> "Optional[pyperf.BenchmarkSuite]":
-    benches: Dict[str, pyperf.Benchmark] = {}
-    for rec in raw:
-        if rec["warmup"] or not rec["ok"]:
-            continue
-        name = f"{rec['workload']}:{rec['variant']}"
-        meta = {"name": name, "unit": "second", "loops": 1,
-                "mem_max_rss": int(rec["peak_rss_kib"]) * 1024}
-        run = pyperf.Run([rec["wall_s"]], metadata=meta, collect_metadata=False)
-        if name in benches:
-            benches[name].add_run(run)
-        else:
-            benches[name] = pyperf.Benchmark([run])
-    return pyperf.BenchmarkSuite(list(benches.values())) if benches else None
-
-
-def summarise(raw: List[Dict[str, Any]], workloads: List[Workload],
-              variants: List[Variant]) -> Dict[str, Any]:
-    suite = build_suite(raw)
-    by_name = {b.get_name(): b for b in suite.get_benchmarks()} if suite else {}
-    measured = [r for r in raw if not r["warmup"]]
-    summary: Dict[str, Any] = {}
-    for w in workloads:
-        base = {r["round"]: r for r in measured
-                if r["workload"] == w.name and r["variant"] == "pymalloc" and r["ok"]}
-        per: Dict[str, Any] = {}
-        for v in variants:
-            if not v.available:
-                continue
-            rows = [r for r in measured if r["workload"] == w.name and r["variant"] == v.name]
-            ok = [r for r in rows if r["ok"]]
-            bench = by_name.get(f"{w.name}:{v.name}")
-            entry: Dict[str, Any] = {"runs": len(ok), "failed": len(rows) - len(ok)}
-            if bench is not None:
-                values = bench.get_values()
-                entry.update({
-                    "wall_median_s": bench.median(),
-                    "wall_min_s": min(values),
-                    "wall_max_s": max(values),
-                    "wall_stdev_s": bench.stdev() if len(values) > 1 else None,
-                })
-            ratios = [r["wall_s"] / base[r["round"]]["wall_s"] for r in ok if r["round"] in base]
-            own = [r["workload_s"] / base[r["round"]]["workload_s"] for r in ok
-                   if r["round"] in base and r.get("workload_s")
-                   and base[r["round"]].get("workload_s")]
-            entry["workload_ratio_to_pymalloc"] = med(own)
-            cpu = [(r["user_s"] + r["sys_s"]) / (base[r["round"]]["user_s"]
-                                                 + base[r["round"]]["sys_s"])
-                   for r in ok if r["round"] in base
-                   and base[r["round"]]["user_s"] + base[r["round"]]["sys_s"] > 0]
-            entry["cpu_ratio_to_pymalloc"] = med(cpu)
-            entry["ratio_to_pymalloc"] = med(ratios)
-            entry["ratio_min"] = min(ratios) if ratios else None
-            entry["ratio_max"] = max(ratios) if ratios else None
-            entry["ratios"] = ratios
-            for key in ("workload_s", "peak_rss_kib", "user_s", "sys_s", "minor_faults",
-                        "major_faults", "invol_ctx_switches"):
-                entry[f"{key}_median"] = med([r.get(key) for r in ok])
-            if v.bump is not None:
-                counters = [r["bump"] for r in ok if r.get("bump")]
-                entry["bump"] = {k: med([c.get(k) for c in counters])
-                                 for k in ("used", "allocations", "reallocs_in_place",
-                                           "reallocs_moved", "bytes_copied",
-                                           "fallback_allocations", "fallback_bytes",
-                                           "resident", "large_allocations", "bytes_released",
-                                           "bytes_prefaulted", "frees_reclaimed",
-                                           "allocations_reused")} if counters else None
-            per[v.name] = entry
-        summary[w.name] = per
-    return {"summary": summary, "suite": suite}
-
-
-# ---------------------------------------------------------------- output
-
-
-def fmt(value: Optional[float], spec: str = ".2f", none: str = "-") -> str:
-    return none if value is None else format(value, spec)
-
-
-def mib(value: Optional[float]) -> Optional[float]:
-    return None if value is None else value / MIB
-
-
-def markdown(result: Dict[str, Any], workloads: List[Workload],
-             variants: List[Variant]) -> str:
-    m = result["machine"]
-    avail = [v for v in variants if v.available]
-    others = [v for v in avail if v.name != "pymalloc"]
-    bumps = [v for v in avail if v.bump is not None]
-    summary = result["summary"]
-    lines = [
-        "# Benchmarks",
-        "",
-        "Generated by `scripts/bench.py`; the raw data is in the JSON file written by the "
-        "same run. Do not edit by hand: rerun the command below.",
-        "",
-        f"- Date: {result['date']}",
-        f"- Command: `{result['command']}`",
-        f"- Machine: {m['cpu_model']}, {m['cpu_count']} cores, "
-        f"{fmt(mib(m['memory_total']), '.0f')} MiB RAM; {m['system']} {m['kernel']}; "
-        f"THP `{m['thp_enabled']}`; overcommit_memory {m['overcommit_memory']}; {m['libc']}; "
-        f"load average at start {m.get('loadavg_start')}, at end {m.get('loadavg_end')}",
-        f"- Python {result['python']['version']}; pyperf {result['versions']['pyperf']}; "
-        f"bump_global {result['versions'].get('bump_global')} "
-        f"(commit {result['versions'].get('bump_global_commit')}, install() defaults "
-        f"{result['versions'].get('bump_global_defaults')}); jemalloc "
-        f"{result['versions'].get('libjemalloc2') or 'absent'}; mimalloc "
-        f"{result['versions'].get('libmimalloc2.0') or 'absent'}",
-        f"- Runs: {result['settings']['runs']} per workload and variant "
-        f"({result['settings']['warmups']} warm-up round(s) discarded), fresh process each, "
-        "interleaved round by round" + (" (**quick: tiny sizes, not a measurement**)"
-                                         if result["settings"]["quick"] else ""),
-        "",
-        "Variants: " + "; ".join(f"`{v.name}`: {v.what}" for v in avail) + ".",
-    ]
-    skipped = [v for v in variants if not v.available]
-    if skipped:
-        lines.append("Not run: " + "; ".join(f"`{v.name}`: {v.note}" for v in skipped) + ".")
-    ratios = "---:|" * len(others)
-
-    def cell(workload: Workload, variant: Variant) -> Dict[str, Any]:
-        return summary[workload.name].get(variant.name) or {}
-
-    def base(workload: Workload) -> Dict[str, Any]:
-        return summary[workload.name].get("pymalloc", {})
-
-    lines += table(
-        "Wall time and peak RSS",
-        "Median wall time of the whole process (spawn to exit). pymalloc: seconds / peak "
-        "MiB. Other columns: median of the per-round ratios to the pymalloc run of the same "
-        "round (below 1 is faster), then the median peak RSS in MiB.",
-        ["workload", "family", "pymalloc s / MiB"] + [v.name for v in others],
-        "|---|---|---:|" + ratios,
-        [[f"{w.name} ({w.what})", w.family,
-          f"{fmt(base(w).get('wall_median_s'), '.3f')} / "
-          f"{fmt(kib_mib(base(w).get('peak_rss_kib_median')), '.0f')}"]
-         + [f"{fmt(cell(w, v).get('ratio_to_pymalloc'))} "
-            f"({fmt(kib_mib(cell(w, v).get('peak_rss_kib_median')), '.0f')})" for v in others]
-         for w in workloads])
-    lines += table(
-        "Spread", "Lowest and highest per-round ratio to pymalloc; pymalloc: min-max seconds.",
-        ["workload", "pymalloc s"] + [v.name for v in others], "|---|---:|" + ratios,
-        [[w.name, f"{fmt(base(w).get('wall_min_s'), '.3f')}-"
-                  f"{fmt(base(w).get('wall_max_s'), '.3f')}"]
-         + ["-" if cell(w, v).get("ratio_min") is None
-            else f"{fmt(cell(w, v).get('ratio_min'))}-{fmt(cell(w, v).get('ratio_max'))}"
-            for v in others]
-         for w in workloads])
-    lines += table(
-        "The workload's own time",
-        "Time measured inside the child around the workload script alone (no interpreter "
-        "start-up, no allocator import and install, nothing at exit): pymalloc seconds, then "
-        "median per-round ratios to it.",
-        ["workload", "pymalloc s"] + [v.name for v in others], "|---|---:|" + ratios,
-        [[w.name, fmt(base(w).get("workload_s_median"), ".3f")]
-         + [fmt(cell(w, v).get("workload_ratio_to_pymalloc")) for v in others]
-         for w in workloads])
-
-    def cpu_s(workload: Workload) -> Optional[float]:
-        user, system = base(workload).get("user_s_median"), base(workload).get("sys_s_median")
-        return None if user is None or system is None else user + system
-
-    lines += table(
-        "CPU time",
-        "User + system CPU time of the process (`wait4` rusage): pymalloc seconds, then median "
-        "per-round ratios to it. Less sensitive than wall time to other load on the machine.",
-        ["workload", "pymalloc s"] + [v.name for v in others], "|---|---:|" + ratios,
-        [[w.name, fmt(cpu_s(w), ".3f")]
-         + [fmt(cell(w, v).get("cpu_ratio_to_pymalloc")) for v in others]
-         for w in workloads])
-
-    def faults(e: Dict[str, Any]) -> str:
-        count = e.get("minor_faults_median")
-        return (f"{fmt(e.get('user_s_median'))} / {fmt(e.get('sys_s_median'))} / "
-                f"{fmt(None if count is None else count / 1000, '.0f')}")
-
-    lines += table(
-        "User time, system time and page faults",
-        "Median user s / system s / minor page faults (thousands), from `wait4` rusage.",
-        ["workload"] + [v.name for v in avail], "|---|" + "---:|" * len(avail),
-        [[w.name] + [faults(cell(w, v)) for v in avail] for w in workloads])
-
-    def engine(b: Dict[str, Any]) -> str:
-        return (f"{fmt(mib(b.get('used')), '.0f')} / {fmt(b.get('reallocs_moved'), ',.0f')} / "
-                f"{fmt(mib(b.get('bytes_copied')), '.0f')} / "
-                f"{fmt(b.get('fallback_allocations'), ',.0f')} / "
-                f"{fmt(mib(b.get('bytes_prefaulted')), '.0f')}"
-                + (f" / {fmt(b['allocations_reused'] / 1e6, '.1f')}M reused"
-                   if b.get("allocations_reused") else ""))
-
-    if bumps:
-        lines += table(
-            "What the bump allocator did",
-            "Per bump variant (medians): MiB in use at exit (handed out and not reclaimed) / "
-            "reallocs moved / MiB copied by them / fallback allocations (region full) / MiB "
-            "prefaulted by the helper thread (where the engine reports it) / with "
-            "reclaim='classes', millions of allocations served from a free list.",
-            ["workload"] + [v.name for v in bumps], "|---|" + "---:|" * len(bumps),
-            [[w.name] + [engine(cell(w, v).get("bump") or {}) for v in bumps]
-             for w in workloads])
-    micro = result.get("micro")
-    lines += ["", "## Microbenchmarks (C loops over PyObject_Malloc/PyObject_Free)", ""]
-    if micro is None:
-        lines.append("Not run (pass `--micro`).")
-    elif micro.get("skipped"):
-        lines.append(f"Not run: {micro['skipped']}.")
-    else:
-        spec = {name: args for name, _, args in micro["spec"]}
-        lines += [
-            f"Median of {result['settings']['micro_runs']} fresh processes per variant. "
-            f"pair: ns per malloc+free pair of {spec['pair_ns'][1]} bytes, "
-            f"{spec['pair_ns'][0]:,} pairs; batch: ns per allocation, "
-            f"{spec['batch_ns'][0]:,} allocations of {spec['batch_ns'][2]} bytes in batches of "
-            f"{spec['batch_ns'][1]} then freed. Every block gets one byte written.",
-            "",
-            "| loop | " + " | ".join(v.name for v in avail) + " |",
-            "|---|" + "---:|" * len(avail),
-        ]
-        for key, label in (("pair_ns", "pair (ns)"), ("batch_ns", "batch (ns/alloc)")):
-            cells = [label] + [fmt((micro["summary"].get(v.name) or {}).get(key), ".1f")
-                               for v in avail]
-            lines.append("| " + " | ".join(cells) + " |")
-        ps = micro["page_summary"]
-        lines += [
-            "",
-            f"First touch of fresh anonymous memory ({micro['page_spec'][0][2][0] // MIB} MiB, "
-            "one byte per 4 KiB): "
-            f"{fmt(ps.get('page_4k_ns'), '.0f')} ns per 4 KiB page; with MADV_HUGEPAGE "
-            f"{fmt(ps.get('page_huge_ns'), '.0f')} ns per 4 KiB, "
-            f"{fmt(ps.get('page_huge_per_2m_ns'), ',.0f')} ns per 2 MiB page.",
-        ]
-    notes = list(result.get("notes") or [])
-    if result.get("partial"):
-        done = max([r["round"] for r in result["raw"]] + [-1]) + 1
-        notes.insert(0, f"PARTIAL RESULT: the run was stopped after {done} measured round(s)")
-    if notes:
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
-    return "\n".join(lines) + "\n"
-
-
-def table(title: str, intro: str, header: List[str], rule: str,
-          rows: List[List[str]]) -> List[str]:
-    """A Markdown section: its title, a paragraph, and a table."""
-    return (["", f"## {title}", "", intro, "", "| " + " | ".join(header) + " |", rule]
-            + ["| " + " | ".join(row) + " |" for row in rows])
-
-
-def kib_mib(value: Optional[float]) -> Optional[float]:
-    return None if value is None else value / 1024
-
-
-# ---------------------------------------------------------------- main
-
-
-def parse_list(text: Optional[str]) -> Optional[List[str]]:
-    if text is None:
-        return None
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="measured rounds (default 5)")
-    parser.add_argument("--warmups", type=int, default=None,
-                        help="discarded rounds first (default 1; 0 with --quick)")
-    parser.add_argument("--workloads", help="comma-separated subset (default: all)")
-    parser.add_argument("--variants", help="comma-separated subset (pymalloc always runs)")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes, 1 round, no warm-up: a smoke run")
-    parser.add_argument("--micro", action="store_true",
-                        help="also run the C microbenchmarks (bump_global._testing)")
-    parser.add_argument("--micro-runs", type=int, default=3, help="rounds of --micro")
-    parser.add_argument("--json", dest="json_out", help="write everything here")
-    parser.add_argument("--markdown", help="write the Markdown tables here")
-    parser.add_argument("--pyperf-json", help="also write the pyperf BenchmarkSuite here")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    parser.add_argument("--from-json", metavar="FILE",
-                        help="run nothing: summarise the raw data of FILE (a --json output) "
-                             "again and write --json/--markdown from it")
-    opts = parser.parse_args(argv)
-    if opts.from_json:
-        return rerender(opts.from_json, opts)
-    if opts.quick:
-        opts.runs = 1
-        opts.micro_runs = 1
-    warmups = opts.warmups if opts.warmups is not None else (0 if opts.quick else 1)
-    if opts.runs < 1:
-        parser.error("--runs must be at least 1")
-
-    names = parse_list(opts.workloads)
-    known = {w.name: w for w in WORKLOADS}
-    if names is not None and any(n not in known for n in names):
-        parser.error(f"unknown workload(s); known: {', '.join(known)}")
-    workloads = [known[n] for n in names] if names is not None else list(WORKLOADS)
-
-    base_env = child_env({}, None)
-    if not importable_bump(base_env):
-        # Not installed: use the source tree (with its extension built in place).
-        base_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO), base_env.get("PYTHONPATH", "")) if p)
-        os.environ["PYTHONPATH"] = base_env["PYTHONPATH"]
-    bump_info = probe_bump(base_env)
-    cli_help = probe_cli(base_env) if bump_info.get("ok") else None
-    variants = resolve_variants(parse_list(opts.variants), base_env, bump_info, cli_help)
-    notes: List[str] = []
-    for v in variants:
-        if not v.available:
-            notes.append(f"variant {v.name} skipped: {v.note}")
-            print(f"bench: skipping {v.name}: {v.note}", file=sys.stderr)
-    if bump_info.get("ok") and "huge_pages" not in bump_info.get("params", []):
-        if not any(v.name == "bump_thp" for v in variants):
-            notes.append("bump_thp: not offered by the engine (install() has no huge_pages)")
-    harnesses = sorted({v.harness for v in variants if v.bump is not None and v.available})
-    if harnesses:
-        notes.append("bump variants run through "
-                     + (" and ".join("`python -m bump_global run`" if h == "cli"
-                                     else "the bench's own runner" for h in harnesses)))
-
-    versions: Dict[str, Any] = {
-        "pyperf": pyperf.__version__,
-        "bump_global": bump_info.get("version"),
-        "bump_global_commit": git_commit(),
-        "bump_global_defaults": bump_info.get("defaults"),
-        "libjemalloc2": package_version("libjemalloc2"),
-        "libmimalloc2.0": package_version("libmimalloc2.0"),
-    }
-    command = "python " + " ".join(
-        [shlex.quote(os.path.relpath(__file__))] + [shlex.quote(a) for a in
-                                                      (argv if argv is not None else sys.argv[1:])])
-    result: Dict[str, Any] = {
-        "schema": "bump_global.bench/1",
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": command,
-        "machine": machine_info(),
-        "python": {"version": platform.python_version(),
-                   "implementation": sys.implementation.name,
-                   "build": " ".join(platform.python_build())},
-        "versions": versions,
-        "settings": {"runs": opts.runs, "warmups": warmups, "quick": opts.quick,
-                     "micro_runs": opts.micro_runs},
-        "workloads": [{"name": w.name, "family": w.family, "script": f"workloads/{w.script}",
-                       "args": list(w.quick_args if opts.quick else w.args), "what": w.what}
-                      for w in workloads],
-        "variants": [{"name": v.name, "what": v.what, "env": v.env,
-                      "ld_preload": bool(v.preload), "install": v.bump,
-                      "available": v.available, "note": v.note, "harness": v.harness}
-                     for v in variants],
-        "notes": notes,
-    }
-    start = time.perf_counter()
-
-    def save_partial(raw: List[Dict[str, Any]]) -> None:
-        """After each round: the raw data so far (render it with --from-json)."""
-        if opts.json_out:
-            partial = dict(result, partial=True, raw=raw,
-                           elapsed_s=time.perf_counter() - start)
-            Path(opts.json_out).write_text(json.dumps(partial, indent=1) + "\n")
-
-    with tempfile.TemporaryDirectory(prefix="bump-bench-") as tmpdir:
-        tmp = Path(tmpdir)
-        raw = run_suite(workloads, variants, opts.runs, warmups, opts.quick, tmp,
-                        progress=not opts.quiet, on_round=save_partial)
-        result.pop("partial", None)
-        if opts.micro:
-            bump_info = probe_bump(base_env)  # it may have been built while the suite ran
-            if bump_info.get("microbench"):
-                result["micro"] = run_micro(variants, opts.micro_runs, opts.quick, tmp,
-                                            progress=not opts.quiet)
-            else:
-                reason = ("bump_global._testing is not built "
-                          f"({bump_info.get('microbench_error', 'unknown')})")
-                result["micro"] = {"skipped": reason}
-                print(f"bench: --micro skipped: {reason}", file=sys.stderr)
-    result["elapsed_s"] = time.perf_counter() - start
-    result["machine"]["loadavg_end"] = loadavg()
-    result["raw"] = raw
-    return finish(result, workloads, variants, opts)
-
-
-def finish(result: Dict[str, Any], workloads: List[Workload], variants: List[Variant],
-           opts: argparse.Namespace) -> int:
-    """Summarise result["raw"] (with pyperf) and write the outputs."""
-    raw = result["raw"]
-    stats = summarise(raw, workloads, variants)
-    result["summary"] = stats["summary"]
-    suite = stats["suite"]
-    result["pyperf_suite"] = None
-    if suite is not None:
-        with tempfile.TemporaryDirectory() as tmpdir:
-            path = Path(tmpdir, "suite.json")
-            suite.dump(str(path))
-            result["pyperf_suite"] = json.loads(path.read_text())
-        if opts.pyperf_json:
-            suite.dump(opts.pyperf_json, replace=True)
-    failures = [r for r in raw if not r["ok"]]
-    if opts.json_out:
-        Path(opts.json_out).write_text(json.dumps(result, indent=1) + "\n")
-    if opts.markdown:
-        Path(opts.markdown).write_text(markdown(result, workloads, variants))
-    if not opts.json_out and not opts.markdown:
-        print(markdown(result, workloads, variants))
-    print(f"bench: {len(raw)} runs in {result.get('elapsed_s', 0):.1f} s, "
-          f"{len(failures)} failed", file=sys.stderr)
-    for r in failures:
-        print(f"bench: FAILED {r['workload']} under {r['variant']}: {r.get('error')}",
-              file=sys.stderr)
-    return 1 if failures else 0
-
-
-def rerender(path: str, opts: argparse.Namespace) -> int:
-    """--from-json: summarise and write the outputs again from a JSON file's raw data."""
-    result = json.loads(Path(path).read_text())
-    known = {w.name: w for w in WORKLOADS}
-    workloads = [known.get(w["name"]) or Workload(w["name"], w["family"], w["script"],
-                                                   tuple(w["args"]), (), w["what"])
-                 for w in result["workloads"]]
-    variants = [Variant(v["name"], env=v["env"], bump=v["install"], what=v["what"],
-                        available=v["available"], note=v["note"], harness=v["harness"])
-                for v in result["variants"]]
-    return finish(result, workloads, variants, opts)
+    return out.strip() or None
 
 
 def git_commit() -> Optional[str]:
-    """The commit of this checkout, with "+dirty" if bump_global/ has changes."""
+    """This checkout's commit, "+dirty" if bump_global/ has changes."""
     try:
         head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=False).stdout.strip()
@@ -1032,10 +240,687 @@ def git_commit() -> Optional[str]:
     return (head + ("+dirty" if dirty else "")) or None
 
 
-def importable_bump(env: Dict[str, str]) -> bool:
-    proc = subprocess.run([sys.executable, "-c", "import bump_global._core"], env=env,
-                          capture_output=True, check=False, cwd=tempfile.gettempdir())
-    return proc.returncode == 0
+def variant_extra(v: Variant, libraries: Dict[str, Optional[str]]) -> Dict[str, str]:
+    """The variables that make a run variant `v` (given to the command, not the launcher)."""
+    extra = dict(v.env)
+    if v.gcx:
+        extra["GCX"] = "1"
+    if v.preload:
+        extra["LD_PRELOAD"] = libraries[v.preload] or ""
+    return extra
+
+
+def select_variants(names: Optional[List[str]], pyversion: Tuple[int, int],
+                    libraries: Dict[str, Optional[str]]) -> Tuple[List[Variant], List[str]]:
+    """The variants to run (pymalloc always first) and one note per variant skipped."""
+    known = {v.name: v for v in VARIANTS}
+    if names is not None:
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise SystemExit(f"bench: unknown variant(s) {', '.join(unknown)} in --variants: "
+                             f"accepted are {', '.join(known)}")
+    wanted = [v for v in VARIANTS if names is None or v.name in names or v.name == BASE]
+    chosen, notes = [], []
+    for v in wanted:
+        if v.preload and not libraries.get(v.preload):
+            notes.append(f"variant {v.name} skipped: lib{v.preload} not found "
+                         f"(apt-get install {rp_package(v.preload)})")
+        elif pyversion < v.min_python:
+            notes.append(f"variant {v.name} skipped: needs Python "
+                         f"{'.'.join(map(str, v.min_python))}+ (this is "
+                         f"{'.'.join(map(str, pyversion))})")
+        else:
+            chosen.append(v)
+    return chosen, notes
+
+
+def rp_package(name: str) -> str:
+    return {"mimalloc": "libmimalloc2.0", "jemalloc": "libjemalloc2"}.get(name, name)
+
+
+# ---------------------------------------------------------------- running
+
+
+@dataclass
+class Item:
+    """One thing to run: a workload script or a real program."""
+
+    workload: Workload
+    program: Optional[rp.Program] = None
+    ctx: Optional[rp.Ctx] = None
+
+
+def run_one(item: Item, v: Variant, extra: Dict[str, str], vpy: str, work: Path,
+            gcx_dir: Path, tag: str, big_json: Path, quick: bool,
+            sample_s: float) -> Dict[str, Any]:
+    """One measured run: the record of the raw data."""
+    w = item.workload
+    rec: Dict[str, Any] = {"workload": w.name, "variant": v.name}
+    if item.program is not None and item.ctx is not None:
+        run_dir, cmd, env, cwd = rp.run_setup(item.program, v.name, rp.Variant(), item.ctx,
+                                              tag, gcx_dir, None)
+        timeout = item.program.timeout
+        sample: Optional[float] = sample_s
+    else:
+        run_dir = work / "runs" / "workloads" / w.name / f"{tag}-{v.name}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir(parents=True)
+        args = [a.replace("{big_json}", str(big_json)) for a in
+                (w.quick_args if quick else w.args)]
+        cmd = [vpy, str(WORKLOAD_DIR / w.script), *args]
+        env = rp.base_env()
+        env.update({"PYTHONHASHSEED": "0", "PYTHONPATH": str(gcx_dir),
+                    "PYTHONDONTWRITEBYTECODE": "1"})
+        cwd, timeout, sample = run_dir, 600.0, None
+    with open(run_dir / "stdout", "w+b") as out, open(run_dir / "stderr", "w+b") as err:
+        try:
+            m = measure(cmd, extra, env, stdout=out, stderr=err, cwd=str(cwd), timeout=timeout,
+                        sample_interval=sample, accept_status=True)
+        except OSError as exc:
+            m = RunFailure(f"could not be started: {exc}", [])
+    if isinstance(m, RunFailure):
+        rec.update(ok=False, error=m.description + (": " + " | ".join(m.stderr_tail[-3:])
+                                                    if m.stderr_tail else ""))
+        return rec
+    assert isinstance(m, Measurement)
+    if item.program is not None and item.ctx is not None:
+        compared = rp.compared_output(item.program, item.ctx, run_dir)
+    else:
+        compared = (run_dir / "stdout").read_text(errors="replace")
+    rec.update(ok=True, exit=m.exit_code, wall_s=m.wall, user_s=m.user, sys_s=m.system,
+               minor_faults=m.minor_faults, major_faults=m.major_faults,
+               peak_rss=m.peak_rss, tree_peak_rss=m.tree_peak_rss,
+               tree_processes=m.tree_processes, samples=m.samples,
+               output_sha256=hashlib.sha256(compared.encode()).hexdigest())
+    accepted = (0,) if item.program is None else item.program.ok_status
+    if accepted is not None and m.exit_code not in accepted:
+        rec.update(ok=False, error=f"exited with code {m.exit_code} (accepted: "
+                   f"{', '.join(map(str, accepted))}): "
+                   + (run_dir / "stderr").read_text(errors="replace")[-300:])
+    if rec["ok"]:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return rec
+
+
+def probe(vpy: str, v: Variant, extra: Dict[str, str], gcx_dir: Path) -> Dict[str, Any]:
+    env = rp.base_env()
+    env.update(extra, PYTHONPATH=str(gcx_dir))
+    proc = subprocess.run([vpy, "-c", PROBE], env=env, capture_output=True, text=True,
+                          check=False, timeout=120)
+    try:
+        info: Dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"error": (proc.stderr.strip() or "no output")[-300:]}
+    problems = []
+    if v.bump and not info.get("bump"):
+        problems.append("BUMP_GLOBAL=1 did not install bump_global")
+    if v.preload and v.preload not in info.get("mapped", []):
+        problems.append(f"lib{v.preload} is not mapped")
+    if proc.stderr.strip():
+        problems.append("stderr: " + proc.stderr.strip()[-200:])
+    if problems:
+        info["error"] = "; ".join(problems)
+    return info
+
+
+def check_outputs(raw: List[Dict[str, Any]]) -> List[str]:
+    """One line per run whose exit status or output differs from pymalloc's of its round."""
+    base = {(r["workload"], r["round"]): r for r in raw if r["variant"] == BASE and r["ok"]}
+    problems = []
+    for r in raw:
+        ref = base.get((r["workload"], r["round"]))
+        if not r["ok"] or ref is None or r is ref:
+            continue
+        if (r["exit"], r["output_sha256"]) != (ref["exit"], ref["output_sha256"]):
+            r["same_output"] = False
+            problems.append(f"{r['workload']} round {r['round']}: {r['variant']} gave exit "
+                            f"{r['exit']} and output {r['output_sha256'][:12]}, pymalloc "
+                            f"exit {ref['exit']} and output {ref['output_sha256'][:12]}")
+    return problems
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def med(values: Sequence[Optional[float]]) -> Optional[float]:
+    vals = [x for x in values if x is not None]
+    return statistics.median(vals) if vals else None
+
+
+def geomean(values: Sequence[Optional[float]]) -> Optional[float]:
+    vals = [x for x in values if x]
+    return math.exp(sum(math.log(x) for x in vals) / len(vals)) if vals else None
+
+
+def cpu(r: Dict[str, Any]) -> float:
+    return float(r["user_s"] + r["sys_s"])
+
+
+METRICS = {"wall": lambda r: r["wall_s"], "cpu": cpu, "rss": lambda r: r["tree_peak_rss"]}
+
+
+def ratios(ok: List[Dict[str, Any]], ref: Dict[int, Dict[str, Any]],
+           metric: str) -> List[float]:
+    get = METRICS[metric]
+    return [get(r) / get(ref[r["round"]]) for r in ok
+            if r["round"] in ref and get(ref[r["round"]]) > 0]
+
+
+def summarise(result: Dict[str, Any]) -> Dict[str, Any]:
+    """Per workload and variant: medians and per-round ratios; per family: geometric means."""
+    measured = [r for r in result["raw"] if r["round"] >= 0]
+    variants = [v["name"] for v in result["variants"]]
+    cells: Dict[str, Dict[str, Any]] = {}
+    for w in result["workloads"]:
+        rows = [r for r in measured if r["workload"] == w["name"]]
+        refs = {name: {r["round"]: r for r in rows if r["variant"] == name and r["ok"]}
+                for name in (BASE, GC_PEER)}
+        per: Dict[str, Any] = {}
+        for name in variants:
+            mine = [r for r in rows if r["variant"] == name]
+            ok = [r for r in mine if r["ok"]]
+            if not mine:
+                continue
+            entry: Dict[str, Any] = {"runs": len(ok), "failed": len(mine) - len(ok),
+                                     "same_output": all(r.get("same_output", True)
+                                                        for r in ok)}
+            for key in ("wall_s", "user_s", "sys_s", "minor_faults", "major_faults",
+                        "peak_rss", "tree_peak_rss", "tree_processes"):
+                entry[key] = med([r[key] for r in ok])
+            entry["cpu_s"] = med([cpu(r) for r in ok])
+            for ref_name, label in ((BASE, "vs_pymalloc"), (GC_PEER, "vs_gc_peer")):
+                for metric in METRICS:
+                    values = ratios(ok, refs[ref_name], metric)
+                    entry[f"{metric}_{label}"] = {
+                        "median": med(values), "min": min(values, default=None),
+                        "max": max(values, default=None), "rounds": values}
+            per[name] = entry
+        cells[w["name"]] = per
+    families: Dict[str, Any] = {}
+    for family in FAMILIES:
+        names = [w["name"] for w in result["workloads"] if w["family"] == family]
+        if not names:
+            continue
+        fam: Dict[str, Any] = {"workloads": names}
+        for name in variants:
+            entry = {}
+            for label in ("vs_pymalloc", "vs_gc_peer"):
+                for metric in METRICS:
+                    meds = [((cells[n].get(name) or {}).get(f"{metric}_{label}") or {})
+                            .get("median") for n in names]
+                    vals = [x for x in meds if x is not None]
+                    entry[f"{metric}_{label}"] = {
+                        "geomean": geomean(vals), "min": min(vals, default=None),
+                        "max": max(vals, default=None),
+                        "below_1": sum(1 for x in vals if x < 1), "count": len(vals)}
+            fam[name] = entry
+        families[family] = fam
+    return {"cells": cells, "families": families}
+
+
+# ---------------------------------------------------------------- output
+
+
+def f2(value: Optional[float], spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def spread(stat: Optional[Dict[str, Any]]) -> str:
+    """"median (min-max)" of a ratio."""
+    if not stat or stat.get("median") is None:
+        return "-"
+    if stat["min"] == stat["max"]:
+        return f2(stat["median"])
+    return f"{f2(stat['median'])} ({f2(stat['min'])}-{f2(stat['max'])})"
+
+
+def json_name(result: Dict[str, Any]) -> str:
+    """The file name of the run's --json output (from its command line)."""
+    words = result["command"].split()
+    return (os.path.basename(words[words.index("--json") + 1]) if "--json" in words[:-1]
+            else "the --json output")
+
+
+def load_range(raw: List[Dict[str, Any]]) -> str:
+    loads = sorted(r["load"][0] for r in raw if r.get("load"))
+    if not loads:
+        return "not recorded"
+    return f"{loads[0]:.1f} to {loads[-1]:.1f}, median {statistics.median(loads):.1f}"
+
+
+def table(header: List[str], rows: List[List[str]], right_from: int = 1) -> List[str]:
+    rule = "|" + "|".join("---" if i < right_from else "---:" for i in range(len(header))) + "|"
+    return ["| " + " | ".join(header) + " |", rule] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def markdown(result: Dict[str, Any]) -> str:
+    m = result["machine"]
+    s = result["summary"]
+    cells, families = s["cells"], s["families"]
+    names = [v["name"] for v in result["variants"]]
+    others = [n for n in names if n != BASE]
+    vs_gc = [n for n in names if n not in (BASE, GC_PEER)]
+    st = result["settings"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `scripts/bench.py` (do not edit by hand; the raw runs are in "
+        f"[{json_name(result)}]({json_name(result)})). To run it again, from the repository "
+        "root:",
+        "",
+        "```sh",
+        result["command"],
+        "```",
+        "",
+        f"(`python` there: a CPython {'.'.join(result['python'].split('.')[:2])}, the "
+        "interpreter every run used; `--python PY` builds the venv from another one. The "
+        "first run installs the programs from PyPI and makes the inputs, in "
+        "`~/.cache/bump_global-real-programs/pyX.Y` unless `--work` says otherwise; drop "
+        "`--seed` for new shuffles.)",
+        "",
+        f"- Date: {result['date']}; Python {result['python']}; bump_global "
+        f"{result['versions'].get('bump_global')} (commit {result['versions'].get('commit')}); "
+        f"libmimalloc {result['versions'].get('libmimalloc2.0') or 'absent'}, libjemalloc "
+        f"{result['versions'].get('libjemalloc2') or 'absent'}.",
+        f"- Machine: {m['cpu_model']}, {m['cpu_count']} cores, "
+        f"{f2((m.get('memory_total') or 0) / MIB, '.0f')} MiB; Linux {m['kernel']}; THP "
+        f"`{m['thp_enabled']}`; load average (1, 5, 15 min) at start {m.get('loadavg_start')}, "
+        f"at end {m.get('loadavg_end')}; 1-minute load average when each run started: "
+        f"{load_range(result['raw'])}.",
+        f"- {st['warmup']} warm-up round(s) discarded, then {st['rounds']} measured round(s); "
+        f"in every round each workload ran once under every variant, in an order shuffled for "
+        f"that round and workload (seed {st['seed']}; every order is in the JSON file). "
+        f"{'**Quick: tiny sizes, not a measurement.** ' if st['quick'] else ''}"
+        f"Wall time from just before the spawn to the reaping (`os.wait4`); CPU = user + "
+        f"system time of the process and the children it waited for; peak RSS: `ru_maxrss` "
+        f"for the workload scripts (one process), and for real programs the largest sum of "
+        f"the RSS of the process tree, sampled from `/proc` every {st['sample_ms']:g} ms "
+        f"(never below `ru_maxrss`).",
+        "- Every variant gave the pymalloc run's exit status and output in every round."
+        if not result["output_problems"] else
+        f"- **{len(result['output_problems'])} run(s) gave another output or exit status "
+        f"than pymalloc's** (listed at the end).",
+        "",
+        "Variants:",
+        "",
+    ]
+    lines += [f"- `{v['name']}`: {v['what']}" for v in result["variants"]]
+    lines += [f"- not run: {n}" for n in result["notes"]]
+    lines += ["", "The GC policy: `GCX=1` makes a `sitecustomize.py` (on every variant's "
+              "`PYTHONPATH`) do `gc.set_threshold(a * 10, b, c * 10)`, what bump_global's "
+              "default `gc=\"relaxed\"` does; the `+gc` peers have it, so a bump variant "
+              "compared with `pymalloc+gc` shows the allocator's share alone."]
+
+    lines += ["", "## Summary: geometric means per family", "",
+              "Geometric mean over the workloads of a family of the per-workload median "
+              "ratios (below 1 is faster or smaller), and how many workloads are below 1. "
+              "\"vs pymalloc+gc\" is the allocator's share: the same GC policy on both sides.",
+              ""]
+    rows = []
+    for family, fam in families.items():
+        for n in others:
+            e = fam.get(n) or {}
+            row = [f"{family} ({len(fam['workloads'])})", f"`{n}`"]
+            for key in ("wall_vs_pymalloc", "cpu_vs_pymalloc", "wall_vs_gc_peer",
+                        "cpu_vs_gc_peer", "rss_vs_pymalloc"):
+                g = e.get(key) or {}
+                if n == GC_PEER and key.endswith("gc_peer"):
+                    row.append("")
+                    continue
+                row.append("-" if g.get("geomean") is None else
+                           f"{f2(g['geomean'])} ({g['below_1']}/{g['count']} < 1)")
+            rows.append(row)
+    lines += table(["family", "variant", "wall vs pymalloc", "CPU vs pymalloc",
+                    "wall vs pymalloc+gc", "CPU vs pymalloc+gc", "peak RSS vs pymalloc"],
+                   rows, right_from=2)
+
+    for family, fam in families.items():
+        ws = [w for w in result["workloads"] if w["name"] in fam["workloads"]]
+        lines += ["", f"## Family `{family}`: wall and CPU time against plain pymalloc", "",
+                  "pymalloc: median wall s / CPU s. Other columns: median of the per-round "
+                  "ratios to the pymalloc run of the same round, wall (min-max) / CPU.", ""]
+        rows = []
+        for w in ws:
+            c = cells[w["name"]]
+            b = c.get(BASE) or {}
+            row = [f"{w['name']}", f"{f2(b.get('wall_s'), '.3f')} / {f2(b.get('cpu_s'), '.3f')}"]
+            for n in others:
+                e = c.get(n) or {}
+                row.append(f"{spread(e.get('wall_vs_pymalloc'))} / "
+                           f"{f2((e.get('cpu_vs_pymalloc') or {}).get('median'))}")
+            rows.append(row)
+        lines += table(["workload", "pymalloc s"] + [f"`{n}`" for n in others], rows)
+        lines += ["", f"## Family `{family}`: the GC policy's share and the allocator's share",
+                  "", "GC share: `pymalloc+gc` / `pymalloc` (the GC policy alone, any "
+                  "allocator can have it). Other columns: the allocator's share, ratio to "
+                  "`pymalloc+gc` of the same round, wall (min-max) / CPU.", ""]
+        rows = []
+        for w in ws:
+            c = cells[w["name"]]
+            g = c.get(GC_PEER) or {}
+            row = [w["name"], f"{spread(g.get('wall_vs_pymalloc'))} / "
+                              f"{f2((g.get('cpu_vs_pymalloc') or {}).get('median'))}"]
+            for n in vs_gc:
+                e = c.get(n) or {}
+                row.append(f"{spread(e.get('wall_vs_gc_peer'))} / "
+                           f"{f2((e.get('cpu_vs_gc_peer') or {}).get('median'))}")
+            rows.append(row)
+        lines += table(["workload", "GC share"] + [f"`{n}`" for n in vs_gc], rows)
+        lines += ["", f"## Family `{family}`: peak RSS, system time, page faults", "",
+                  "Median peak RSS in MiB (ratio to pymalloc) / system CPU s / minor page "
+                  "faults in thousands. " + ("Peak RSS of the process tree (sampled); "
+                                              "the processes seen in brackets after the "
+                                              "workload's name." if family == "real" else ""),
+                  ""]
+        rows = []
+        for w in ws:
+            c = cells[w["name"]]
+            procs = max((e.get("tree_processes") or 0) for e in c.values()) if c else 0
+            row = [w["name"] + (f" ({procs:.0f})" if family == "real" and procs else "")]
+            for n in names:
+                e = c.get(n) or {}
+                rss, faults = e.get("tree_peak_rss"), e.get("minor_faults")
+                ratio = (e.get("rss_vs_pymalloc") or {}).get("median")
+                row.append(f"{f2(None if rss is None else rss / MIB, '.0f')}"
+                           + ("" if n == BASE else f" ({f2(ratio)})")
+                           + f" / {f2(e.get('sys_s'))} / "
+                           f"{f2(None if faults is None else faults / 1000, '.0f')}")
+            rows.append(row)
+        lines += table(["workload"] + [f"`{n}`" for n in names], rows)
+
+    lines += pays_section(result)
+    lines += ["", "## Workloads", ""]
+    lines += [f"- `{w['name']}` ({w['family']}): {w['what']}" for w in result["workloads"]]
+    lines += ["", "## Probes", "", "What each variant got, checked in a run of its own before "
+              "the first round:", ""]
+    for n, info in result["probes"].items():
+        lines.append(f"- `{n}`: GC thresholds {info.get('gc_threshold')}, bump_global "
+                     f"installed {info.get('bump')}"
+                     + (f" {info['bump_config']}" if info.get("bump_config") else "")
+                     + (f", mapped {', '.join(info['mapped'])}" if info.get("mapped") else "")
+                     + (f"; **{info['error']}**" if info.get("error") else ""))
+    problems = result["output_problems"] + [
+        f"{r['workload']} round {r['round']} {r['variant']}: {r.get('error')}"
+        for r in result["raw"] if not r["ok"]]
+    if result.get("partial"):
+        problems.insert(0, "PARTIAL RESULT: the run stopped before its last round")
+    if problems:
+        lines += ["", "## Problems", ""] + [f"- {p}" for p in problems]
+    return "\n".join(lines) + "\n"
+
+
+def pays_section(result: Dict[str, Any]) -> List[str]:
+    """"When bump allocation pays, and when it does not": each bump variant against
+    pymalloc+gc, workload by workload, from the figures above."""
+    cells = result["summary"]["cells"]
+    names = [v["name"] for v in result["variants"]]
+    bumps = [n for n in names if n.startswith("bump")]
+    if GC_PEER not in names or not bumps:
+        return []
+    peers = [n for n in names if n.endswith("+gc") and n != GC_PEER]
+    lines = ["", "## When bump allocation pays, and when it does not", "",
+             "Each bump variant against `pymalloc+gc` (the same GC policy), from the medians "
+             "of the per-round ratios, wall / CPU in brackets: faster where both are below "
+             "0.95, slower where both are above 1.05, mixed otherwise (within the noise, or "
+             "wall and CPU disagree: a helper thread's CPU time shows in CPU, not in wall). "
+             "Then the workloads where it is faster than pymalloc+gc in that sense and its "
+             "median wall ratio to pymalloc is also at least 5% below that of every other "
+             "peer with the same GC policy. Spreads are wide on a busy machine: see the "
+             "min-max columns above.", ""]
+
+    def pair(e: Dict[str, Any]) -> str:
+        return (f"{f2((e.get('wall_vs_gc_peer') or {}).get('median'))} / "
+                f"{f2((e.get('cpu_vs_gc_peer') or {}).get('median'))}")
+
+    for n in bumps:
+        groups: Dict[str, List[str]] = {"faster": [], "mixed": [], "slower": []}
+        beats: List[str] = []
+        for w in result["workloads"]:
+            e = cells[w["name"]].get(n) or {}
+            r = (e.get("wall_vs_gc_peer") or {}).get("median")
+            if r is None:
+                continue
+            c = (e.get("cpu_vs_gc_peer") or {}).get("median") or r
+            key = ("faster" if max(r, c) < 0.95 else "slower" if min(r, c) > 1.05
+                   else "mixed")
+            groups[key].append(f"{w['name']} ({pair(e)})")
+            mine = (e.get("wall_vs_pymalloc") or {}).get("median")
+            beaten = [p for p in peers if key == "faster" and mine is not None and
+                      mine < 0.95 * (((cells[w["name"]].get(p) or {}).get("wall_vs_pymalloc")
+                                      or {}).get("median") or 0)]
+            if key == "faster" and len(beaten) == len(peers):
+                beats.append(w["name"])
+        rss = [(cells[w["name"]].get(n) or {}).get("rss_vs_pymalloc", {}).get("median")
+               for w in result["workloads"]]
+        rss = [x for x in rss if x is not None]
+        lines.append(f"- `{n}`: faster on {len(groups['faster'])}: "
+                     f"{', '.join(groups['faster']) or 'none'}. Mixed on "
+                     f"{len(groups['mixed'])}: {', '.join(groups['mixed']) or 'none'}. Slower on "
+                     f"{len(groups['slower'])}: {', '.join(groups['slower']) or 'none'}. "
+                     f"At least 5% faster than every peer with the same GC policy "
+                     f"({', '.join([GC_PEER, *peers])}) on: {', '.join(beats) or 'none'}. "
+                     f"Peak RSS {f2(min(rss, default=None))} to {f2(max(rss, default=None))} "
+                     f"times pymalloc's.")
+    return lines
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_list(text: Optional[str]) -> Optional[List[str]]:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", default=sys.executable,
+                        help="the interpreter that builds the venv every run uses "
+                             "(default: this one)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="venv, inputs and run folders (default: the one of "
+                             "scripts/real_programs.py for that Python)")
+    parser.add_argument("--no-install", action="store_true",
+                        help="use the venv as it is (no pip install)")
+    parser.add_argument("--interpreter", default=None, metavar="PYTHON",
+                        help="no venv: run the workload scripts with PYTHON as it is (it must "
+                             "have bump_global installed, editable or not); real programs "
+                             "are left out")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds (default 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="discarded rounds (default 1)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the shuffles (default: from the clock; recorded)")
+    parser.add_argument("--families", default=",".join(FAMILIES),
+                        help=f"comma-separated from {','.join(FAMILIES)} (default: all)")
+    parser.add_argument("--workloads", help="comma-separated names (default: the families' "
+                                            "defaults; see --list)")
+    parser.add_argument("--variants", help="comma-separated names (pymalloc always runs; "
+                                           "default: all; see --list)")
+    parser.add_argument("--sample-ms", type=float, default=20.0,
+                        help="process-tree RSS sampling period of real programs (default 20)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny workload sizes: a smoke run of the instrument")
+    parser.add_argument("--json", dest="json_out", type=Path, help="write everything here")
+    parser.add_argument("--markdown", type=Path, help="write the Markdown report here")
+    parser.add_argument("--from-json", type=Path, metavar="FILE",
+                        help="run nothing: summarise FILE's raw runs again")
+    parser.add_argument("--list", action="store_true", help="list workloads and variants")
+    ns = parser.parse_args(argv)
+    if ns.rounds < 1 or ns.warmup < 0 or ns.sample_ms <= 0:
+        parser.error("--rounds must be 1 or more, --warmup 0 or more, --sample-ms positive")
+    return ns
+
+
+def choose_workloads(ns: argparse.Namespace) -> List[Workload]:
+    families = parse_list(ns.families) or []
+    bad = [f for f in families if f not in FAMILIES]
+    if bad:
+        raise SystemExit(f"bench: unknown famil(ies) {', '.join(bad)} in --families: accepted "
+                         f"are {', '.join(FAMILIES)}")
+    real = {p.name: p for p in rp.PROGRAMS}
+    known = {w.name: w for w in WORKLOADS}
+    known.update({n: Workload(n, "real", p.about) for n, p in real.items()})
+    names = parse_list(ns.workloads)
+    if names is not None:
+        bad = [n for n in names if n not in known]
+        if bad:
+            raise SystemExit(f"bench: unknown workload(s) {', '.join(bad)} in --workloads: "
+                             f"accepted are {', '.join(known)}")
+        return [known[n] for n in names if known[n].family in families]
+    return ([w for w in WORKLOADS if w.family in families and w.default]
+            + ([known[n] for n in DEFAULT_REAL] if "real" in families else []))
+
+
+def write(result: Dict[str, Any], ns: argparse.Namespace) -> None:
+    if ns.json_out:
+        ns.json_out.write_text(json.dumps(result, indent=1) + "\n")
+    if ns.markdown and "summary" in result:
+        ns.markdown.write_text(markdown(result))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ns = parse_args(argv)
+    if ns.list:
+        for w in WORKLOADS:
+            print(f"{w.name:22} {w.family + ('' if w.default else '*'):8} {w.what}")
+        for p in rp.PROGRAMS:
+            mark = "real" if p.name in DEFAULT_REAL else "real*"
+            print(f"{p.name:22} {mark:8} {p.about}")
+        print("(*: not run by default; name it in --workloads)\n")
+        for v in VARIANTS:
+            print(f"{v.name:22} {v.what}")
+        return 0
+    if ns.from_json:
+        result = json.loads(ns.from_json.read_text())
+        if result.get("schema") != SCHEMA:
+            raise SystemExit(f"bench: {ns.from_json} is not a {SCHEMA} file (its schema: "
+                             f"{result.get('schema')}): give a --json output of this script")
+        result["output_problems"] = check_outputs(result["raw"])
+        result["summary"] = summarise(result)
+        write(result, ns)
+        if not ns.json_out and not ns.markdown:
+            print(markdown(result))
+        return 0
+
+    workloads = choose_workloads(ns)
+    select_variants(parse_list(ns.variants), (3, 99), {})  # unknown names: one line, exit
+    if not workloads:
+        raise SystemExit("bench: nothing to run (--families and --workloads select nothing)")
+    notes: List[str] = []
+    if ns.interpreter and any(w.family == "real" for w in workloads):
+        notes.append("real programs left out: --interpreter runs workload scripts only")
+        workloads = [w for w in workloads if w.family != "real"]
+    python = ns.interpreter or ns.python
+    pyver = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    work = (ns.work or rp.default_work() / f"py{pyver}").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    venv = work / "venv"
+    vpy = ns.interpreter or str(venv / "bin" / "python")
+    programs = [p for p in rp.PROGRAMS if p.name in {w.name for w in workloads}]
+    if ns.interpreter:
+        pass
+    elif not ns.no_install:
+        print(f"bench: venv {venv}: installing the programs and this checkout", flush=True)
+        kept = {p.name for p in rp.install_programs(ns.python, venv, programs)}
+        workloads = [w for w in workloads if w.family != "real" or w.name in kept]
+    elif not Path(vpy).exists():
+        raise SystemExit(f"bench: --no-install, but there is no venv in {venv}: run once "
+                         "without --no-install")
+    facts = rp.venv_facts(vpy)
+    pyversion = tuple(facts["version"])
+    libraries = find_preload_libraries()
+    variants, skipped = select_variants(parse_list(ns.variants), pyversion,  # type: ignore
+                                        libraries)
+    notes += skipped
+    for note in notes:
+        print(f"bench: {note}", file=sys.stderr, flush=True)
+    gcx_dir = work / "gcx"
+    gcx_dir.mkdir(exist_ok=True)
+    (gcx_dir / "sitecustomize.py").write_text(rp.GCX_SITE)
+    extras = {v.name: variant_extra(v, libraries) for v in variants}
+    probes = {v.name: probe(vpy, v, extras[v.name], gcx_dir) for v in variants}
+    for name, info in probes.items():
+        if info.get("error"):
+            print(f"bench: probe of {name}: {info['error']}", file=sys.stderr, flush=True)
+
+    ctx_base = dict(work=work, venv=venv, python=vpy, stdlib=Path(facts["stdlib"]),
+                    index=work / "index", pyversion=pyversion)
+    items: List[Item] = []
+    by_name = {p.name: p for p in programs}
+    for w in workloads:
+        if w.family != "real":
+            items.append(Item(w))
+            continue
+        ctx = rp.Ctx(inputs=work / "inputs" / w.name, **ctx_base)  # type: ignore[arg-type]
+        problem = rp.prepare_inputs(by_name[w.name], ctx)
+        if problem:
+            notes.append(f"{w.name} left out: {problem}")
+            print(f"bench: {w.name} left out: {problem}", file=sys.stderr, flush=True)
+            continue
+        items.append(Item(w, by_name[w.name], ctx))
+    big_json = work / "inputs" / f"big-{BIG_JSON_MB['quick' if ns.quick else 'full']}mb.json"
+    if any(i.workload.name == "json_loads_big" for i in items) and not big_json.exists():
+        big_json.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([vpy, str(WORKLOAD_DIR / "json_loads_big.py"), "--write", str(big_json),
+                        BIG_JSON_MB["quick" if ns.quick else "full"]], check=True,
+                       env=rp.base_env())
+
+    seed = ns.seed if ns.seed is not None else int(time.time()) % 100_000
+    rng = random.Random(seed)
+    args = list(argv if argv is not None else sys.argv[1:])
+    if ns.seed is None:
+        args += ["--seed", str(seed)]
+    result: Dict[str, Any] = {
+        "schema": SCHEMA,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python scripts/bench.py " + " ".join(shlex.quote(a) for a in args),
+        "python": facts["full"], "machine": machine_info(),
+        "versions": {"bump_global": facts["bump_global"], "commit": git_commit(),
+                     "libmimalloc2.0": package_version("libmimalloc2.0"),
+                     "libjemalloc2": package_version("libjemalloc2")},
+        "settings": {"rounds": ns.rounds, "warmup": ns.warmup, "seed": seed,
+                     "quick": ns.quick, "sample_ms": ns.sample_ms},
+        "workloads": [{"name": i.workload.name, "family": i.workload.family,
+                       "what": i.workload.what} for i in items],
+        "variants": [{"name": v.name, "what": v.what, "env": extras[v.name]}
+                     for v in variants],
+        "notes": notes, "probes": probes, "orders": [], "raw": [], "partial": True,
+    }
+    total = (ns.warmup + ns.rounds) * len(items) * len(variants)
+    done, t0 = 0, time.perf_counter()
+    for rnd in range(-ns.warmup, ns.rounds):
+        orders: Dict[str, List[str]] = {}
+        for item in items:
+            order = list(variants)
+            rng.shuffle(order)
+            orders[item.workload.name] = [v.name for v in order]
+            for position, v in enumerate(order):
+                rec = run_one(item, v, extras[v.name], vpy, work, gcx_dir, f"r{rnd}",
+                              big_json, ns.quick, ns.sample_ms / 1000)
+                rec.update(round=rnd, position=position, load=loadavg())
+                result["raw"].append(rec)
+                done += 1
+                print(f"[{done}/{total} {time.perf_counter() - t0:6.0f}s] round {rnd:2} "
+                      f"{item.workload.name:18} {v.name:16} "
+                      + (f"{rec['wall_s']:7.2f} s wall {cpu(rec):7.2f} s CPU "
+                         f"{rec['tree_peak_rss'] / MIB:7.0f} MiB" if rec["ok"]
+                         else f"FAILED: {rec['error']}"), flush=True)
+        result["orders"].append({"round": rnd, "order": orders})
+        if ns.json_out:
+            ns.json_out.write_text(json.dumps(result, indent=1) + "\n")
+    result["partial"] = False
+    result["elapsed_s"] = time.perf_counter() - t0
+    result["machine"]["loadavg_end"] = loadavg()
+    result["output_problems"] = check_outputs(result["raw"])
+    result["summary"] = summarise(result)
+    write(result, ns)
+    if not ns.json_out and not ns.markdown:
+        print(markdown(result))
+    failed = [r for r in result["raw"] if not r["ok"]]
+    print(f"bench: {len(result['raw'])} runs in {result['elapsed_s']:.0f} s, {len(failed)} "
+          f"failed, {len(result['output_problems'])} with another output than pymalloc's",
+          file=sys.stderr)
+    return 1 if failed or result["output_problems"] else 0
 
 
 if __name__ == "__main__":

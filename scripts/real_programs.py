@@ -756,14 +756,16 @@ def read_report(path: Path) -> Optional[Dict[str, Any]]:
             "peak_rss_max": (data.get("process") or {}).get("peak_rss"), "peak_rss_sum": None}
 
 
-def run_once(program: Program, name: str, variant: Variant, ctx: Ctx, rnd: int, position: int,
-             args: argparse.Namespace, report_via: str, gcx_dir: Optional[Path],
-             preload: Optional[str]) -> Run:
-    run_dir = ctx.work / "runs" / program.name / f"r{rnd}-{name}"
+def run_setup(program: Program, name: str, variant: Variant, ctx: Ctx, tag: str,
+              gcx_dir: Optional[Path], preload: Optional[str]
+              ) -> Tuple[Path, List[str], Dict[str, str], Path]:
+    """A fresh run folder (``runs/PROGRAM/TAG-NAME``, prepared) and the command, environment
+    and working directory of one run of `program` under variant `name` (without the report:
+    see run_once).  Also used by scripts/bench.py."""
+    run_dir = ctx.work / "runs" / program.name / f"{tag}-{name}"
     if run_dir.exists():
         shutil.rmtree(run_dir)
     (run_dir / "tmp").mkdir(parents=True)
-    record = Run(program.name, name, rnd, position, run_dir=str(run_dir))
     if program.prepare is not None:
         program.prepare(ctx, run_dir)
     env = base_env()
@@ -783,12 +785,76 @@ def run_once(program: Program, name: str, variant: Variant, ctx: Ctx, rnd: int, 
     if preload:
         env["LD_PRELOAD"] = preload
     cmd = [str(part) for part in program.command(ctx, run_dir)]
+    cwd = run_dir if program.cwd is None else ctx.inputs / program.cwd
+    return run_dir, cmd, env, cwd
+
+
+def compared_output(program: Program, ctx: Ctx, run_dir: Path) -> str:
+    """What is compared between variants: the run's normalised stdout (and stderr, without
+    bump_global's own report, for programs that compare it) and artifacts; also written to
+    ``compared.txt`` in the run folder.  Also used by scripts/bench.py."""
+    raw = (run_dir / "stdout").read_bytes()
+    compared = normalise(program, raw.decode("utf-8", "replace"), ctx, run_dir)
+    if program.stderr:
+        compared += "\n--- stderr\n" + normalise(program, strip_bump_lines(
+            (run_dir / "stderr").read_bytes().decode("utf-8", "replace")), ctx, run_dir)
+    if program.artifacts is not None:
+        compared += "\n--- artifacts\n" + program.artifacts(ctx, run_dir)
+    (run_dir / "compared.txt").write_text(compared, encoding="utf-8")
+    return compared
+
+
+def prepare_inputs(program: Program, ctx: Ctx) -> Optional[str]:
+    """Make `program`'s inputs once (kept between invocations); what went wrong, or None.
+    Also used by scripts/bench.py."""
+    if ctx.pyversion < program.min_python:
+        return f"needs Python {program.min_python}"
+    stamp = ctx.inputs / ".ready"
+    try:
+        if not stamp.exists():
+            if ctx.inputs.exists():
+                shutil.rmtree(ctx.inputs)
+            ctx.inputs.mkdir(parents=True)
+            if program.setup is not None:
+                program.setup(ctx)
+            stamp.write_text("ok\n")
+    except Exception as exc:  # noqa: BLE001 - one program's setup must not stop the others
+        return f"setup failed: {exc!r}"
+    return None
+
+
+def install_programs(python: str, venv: Path, programs: List[Program]) -> List[Program]:
+    """The venv with the programs' requirements, psutil and this checkout (not editable);
+    the programs whose requirements could be installed.  Also used by scripts/bench.py."""
+    requires = sorted({r for p in programs for r in p.requires})
+    try:
+        make_venv(python, venv, requires, reinstall=True)
+    except subprocess.CalledProcessError:
+        print("!! installing everything at once failed; trying program by program",
+              flush=True)
+        make_venv(python, venv, [], reinstall=True)
+        kept = []
+        for p in programs:
+            try:
+                make_venv(python, venv, p.requires, reinstall=False)
+                kept.append(p)
+            except subprocess.CalledProcessError:
+                print(f"!! {p.name}: cannot install {', '.join(p.requires)}: left out",
+                      flush=True)
+        return kept
+    return list(programs)
+
+
+def run_once(program: Program, name: str, variant: Variant, ctx: Ctx, rnd: int, position: int,
+             args: argparse.Namespace, report_via: str, gcx_dir: Optional[Path],
+             preload: Optional[str]) -> Run:
+    run_dir, cmd, env, cwd = run_setup(program, name, variant, ctx, f"r{rnd}", gcx_dir, preload)
+    record = Run(program.name, name, rnd, position, run_dir=str(run_dir))
     report_path = run_dir / "report.json"
     if variant.bump and report_via == "env":
         env["BUMP_GLOBAL_JSON"] = str(report_path)
     elif variant.bump and report_via == "cli":
         cmd = cli_wrap(cmd, ctx.python, env, report_path)
-    cwd = run_dir if program.cwd is None else ctx.inputs / program.cwd
     out, err = run_dir / "stdout", run_dir / "stderr"
     try:
         m = measure(cmd, env, cwd, out, err, program.timeout * args.timeout_scale,
@@ -803,15 +869,8 @@ def run_once(program: Program, name: str, variant: Variant, ctx: Ctx, rnd: int, 
     if m["timed_out"]:
         record.status = "timeout"
         record.error = f"timed out after {program.timeout * args.timeout_scale:.0f} s (killed)"
-    raw = out.read_bytes()
-    record.stdout_sha256 = hashlib.sha256(raw).hexdigest()
-    compared = normalise(program, raw.decode("utf-8", "replace"), ctx, run_dir)
-    if program.stderr:
-        compared += "\n--- stderr\n" + normalise(
-            program, strip_bump_lines(err.read_bytes().decode("utf-8", "replace")), ctx, run_dir)
-    if program.artifacts is not None:
-        compared += "\n--- artifacts\n" + program.artifacts(ctx, run_dir)
-    (run_dir / "compared.txt").write_text(compared, encoding="utf-8")
+    record.stdout_sha256 = hashlib.sha256(out.read_bytes()).hexdigest()
+    compared = compared_output(program, ctx, run_dir)
     record.compared_sha256 = hashlib.sha256(compared.encode()).hexdigest()
     if variant.bump and report_via != "none":
         record.report = read_report(report_path)
@@ -1031,20 +1090,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if not ns.no_install:
         print(f"== venv {venv}: installing programs and this checkout", flush=True)
-        requires = sorted({r for p in programs for r in p.requires})
-        try:
-            make_venv(ns.python, venv, requires, reinstall=True)
-        except subprocess.CalledProcessError:
-            print("!! installing everything at once failed; trying program by program",
-                  flush=True)
-            make_venv(ns.python, venv, [], reinstall=True)
-            for p in list(programs):
-                try:
-                    make_venv(ns.python, venv, p.requires, reinstall=False)
-                except subprocess.CalledProcessError:
-                    print(f"!! {p.name}: cannot install {', '.join(p.requires)}: left out",
-                          flush=True)
-                    programs.remove(p)
+        programs = install_programs(ns.python, venv, programs)
     try:
         import psutil  # noqa: F401
     except ImportError:
@@ -1100,22 +1146,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                  "problems": []}
         results["programs"].append(entry)
         print(f"== {program.name}: {program.about}", flush=True)
-        if ctx.pyversion < program.min_python:
-            entry["problems"].append(f"needs Python {program.min_python}")
-            continue
-        stamp = ctx.inputs / ".ready"
-        try:
-            if not stamp.exists():
-                if ctx.inputs.exists():
-                    shutil.rmtree(ctx.inputs)
-                ctx.inputs.mkdir(parents=True)
-                if program.setup is not None:
-                    program.setup(ctx)
-                stamp.write_text("ok\n")
-        except Exception as exc:  # noqa: BLE001 - one program's setup must not stop the others
-            entry["problems"].append(f"setup failed: {exc!r}")
-            print(f"!! {program.name}: setup failed: {exc!r}", flush=True)
-            failed = True
+        problem = prepare_inputs(program, ctx)
+        if problem is not None:
+            entry["problems"].append(problem)
+            if problem.startswith("setup failed"):
+                print(f"!! {program.name}: {problem}", flush=True)
+                failed = True
             continue
         runs: List[Run] = []
         for rnd in range(-ns.warmup, ns.rounds):

@@ -1,7 +1,8 @@
-"""The benchmark instrument runs and writes well-formed output (scripts/bench.py --quick).
+"""The benchmark instrument (scripts/bench.py): what it records and how it summarises.
 
-This checks the instrument, not how fast anything is.  Needs pyperf (the
-benchmark's one requirement); skipped without it.
+These check the instrument on two variants and two tiny workloads, not how fast anything
+is: the JSON and Markdown shapes, the shuffled order recorded for every round, the ratios
+computed from the raw runs.
 """
 
 from __future__ import annotations
@@ -9,77 +10,226 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any, Dict
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "scripts" / "bench.py"
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("pyperf") is None,
-                                reason="scripts/bench.py needs pyperf (pip install pyperf)")
-pytestmark = [pytest.mark.slow, pytestmark]  # many benchmark processes: not in the quick lane
+pytestmark = pytest.mark.slow  # benchmark processes: not in the quick lane
 
 
-def test_quick_run_writes_json_and_markdown(tmp_path: Path) -> None:
-    out_json = tmp_path / "bench.json"
-    out_md = tmp_path / "bench.md"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+def load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_under_test", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
+    """Two rounds after one warm-up of two workloads under pymalloc and bump."""
+    tmp = tmp_path_factory.mktemp("bench")
+    out_json, out_md = tmp / "bench.json", tmp / "bench.md"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUMP_GLOBAL")}
     proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--micro", "--quiet",
+        [sys.executable, str(BENCH), "--interpreter", sys.executable, "--work", str(tmp),
+         "--quick", "--families", "build", "--workloads", "tuples_list,dict_str",
+         "--variants", "pymalloc,bump", "--rounds", "2", "--warmup", "1", "--seed", "7",
          "--json", str(out_json), "--markdown", str(out_md)],
-        capture_output=True, text=True, env=env, timeout=240, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+        capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return {"data": json.loads(out_json.read_text()), "markdown": out_md.read_text(),
+            "json_path": out_json, "tmp": tmp, "stderr": proc.stderr}
 
-    data = json.loads(out_json.read_text())
-    for key in ("schema", "date", "command", "machine", "python", "versions", "settings",
-                "workloads", "variants", "summary", "raw", "pyperf_suite", "micro"):
-        assert key in data, key
-    assert data["settings"]["quick"] is True
-    for key in ("cpu_model", "cpu_count", "kernel", "thp_enabled", "overcommit_memory"):
-        assert key in data["machine"]
-    names = [w["name"] for w in data["workloads"]]
-    assert {"tuples_list", "dict_str", "temporaries"} <= set(names)
-    run_variants = [v["name"] for v in data["variants"] if v["available"]]
-    assert "pymalloc" in run_variants and "bump" in run_variants
-    skipped = [v for v in data["variants"] if not v["available"]]
-    assert all(v["note"] for v in skipped)
 
-    for name in names:
-        per = data["summary"][name]
-        assert set(run_variants) <= set(per)
-        assert per["pymalloc"]["ratio_to_pymalloc"] == pytest.approx(1.0)
-        for variant in run_variants:
-            entry = per[variant]
-            assert entry["runs"] == 1 and entry["failed"] == 0
-            assert entry["wall_median_s"] > 0 and entry["peak_rss_kib_median"] > 0
-            assert entry["ratio_to_pymalloc"] > 0
-        bump = per["bump"]["bump"]
-        assert bump is not None and bump["used"] > 0 and bump["allocations"] > 0
-    assert len(data["raw"]) == len(names) * len(run_variants)
-    assert all(r["ok"] for r in data["raw"])
-    assert {b["metadata"]["name"] for b in data["pyperf_suite"]["benchmarks"]} >= {
-        f"{n}:pymalloc" for n in names}
-    micro = data["micro"]
-    assert "skipped" in micro or set(run_variants) <= set(micro["summary"])
+def test_json_records_every_run_with_its_measurements(quick_run: Dict[str, Any]) -> None:
+    data = quick_run["data"]
+    assert data["schema"] == "bump_global.bench/2" and data["partial"] is False
+    assert [v["name"] for v in data["variants"]] == ["pymalloc", "bump"]
+    assert [w["name"] for w in data["workloads"]] == ["tuples_list", "dict_str"]
+    assert data["settings"]["seed"] == 7 and data["settings"]["rounds"] == 2
+    raw = data["raw"]
+    assert len(raw) == 3 * 2 * 2  # (warm-up + 2 rounds) x workloads x variants
+    for run in raw:
+        assert run["ok"], run
+        assert run["wall_s"] > 0 and run["user_s"] + run["sys_s"] > 0
+        assert run["minor_faults"] > 0 and run["peak_rss"] > 1 << 20
+        assert run["tree_peak_rss"] >= run["peak_rss"]
+    assert data["probes"]["bump"]["bump"] is True
+    assert data["probes"]["pymalloc"]["bump"] is False
+    assert data["output_problems"] == []
 
-    text = out_md.read_text()
+
+def test_each_round_runs_every_variant_once_in_the_recorded_order(
+        quick_run: Dict[str, Any]) -> None:
+    data = quick_run["data"]
+    assert [o["round"] for o in data["orders"]] == [-1, 0, 1]
+    for entry in data["orders"]:
+        for workload, order in entry["order"].items():
+            assert sorted(order) == ["bump", "pymalloc"]
+            ran = sorted((r for r in data["raw"]
+                          if r["round"] == entry["round"] and r["workload"] == workload),
+                         key=lambda r: r["position"])
+            assert [r["variant"] for r in ran] == order
+
+
+def test_shuffle_is_reproducible_from_the_seed(quick_run: Dict[str, Any]) -> None:
+    bench = load_bench()
+    import random
+
+    rng = random.Random(quick_run["data"]["settings"]["seed"])
+    expected = []
+    for _ in quick_run["data"]["orders"]:
+        for _ in ("tuples_list", "dict_str"):
+            order = ["pymalloc", "bump"]
+            rng.shuffle(order)
+            expected.append(order)
+    recorded = [order for entry in quick_run["data"]["orders"]
+                for order in entry["order"].values()]
+    assert recorded == expected
+    assert bench.BASE == "pymalloc"
+
+
+def test_ratios_are_medians_of_per_round_ratios(quick_run: Dict[str, Any]) -> None:
+    data = quick_run["data"]
+    cells = data["summary"]["cells"]
+    for workload in ("tuples_list", "dict_str"):
+        runs = {(r["variant"], r["round"]): r for r in data["raw"]
+                if r["workload"] == workload and r["round"] >= 0}
+        walls = [runs["bump", k]["wall_s"] / runs["pymalloc", k]["wall_s"] for k in (0, 1)]
+        cpus = [(runs["bump", k]["user_s"] + runs["bump", k]["sys_s"])
+                / (runs["pymalloc", k]["user_s"] + runs["pymalloc", k]["sys_s"]) for k in (0, 1)]
+        cell = cells[workload]["bump"]
+        assert cell["wall_vs_pymalloc"]["median"] == pytest.approx(statistics.median(walls))
+        assert cell["wall_vs_pymalloc"]["min"] == pytest.approx(min(walls))
+        assert cell["wall_vs_pymalloc"]["max"] == pytest.approx(max(walls))
+        assert cell["cpu_vs_pymalloc"]["median"] == pytest.approx(statistics.median(cpus))
+        assert cells[workload]["pymalloc"]["wall_vs_pymalloc"]["median"] == pytest.approx(1.0)
+        assert cell["runs"] == 2 and cell["failed"] == 0
+        # without the pymalloc+gc peer there is no allocator's share to compute
+        assert cell["wall_vs_gc_peer"]["median"] is None
+    family = data["summary"]["families"]["build"]["bump"]["wall_vs_pymalloc"]
+    medians = [cells[w]["bump"]["wall_vs_pymalloc"]["median"] for w in ("tuples_list", "dict_str")]
+    assert family["geomean"] == pytest.approx(statistics.geometric_mean(medians))
+    assert family["count"] == 2
+
+
+def test_markdown_has_the_command_and_tables_with_cpu_beside_wall(
+        quick_run: Dict[str, Any]) -> None:
+    text = quick_run["markdown"]
     assert text.startswith("# Benchmarks")
-    rows = [line for line in text.splitlines() if line.startswith("| ")]
-    for name in names:
-        assert any(line.startswith(f"| {name} (") for line in rows), name
-    assert "| workload | family | pymalloc s / MiB |" in text
-    assert data["versions"]["pyperf"] in text
+    assert "python scripts/bench.py --interpreter" in text and "--seed 7" in text
+    assert "| workload | pymalloc s | `bump` |" in text
+    assert "| family | variant | wall vs pymalloc | CPU vs pymalloc |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| tuples_list |")]
+    assert len(rows) == 3  # time, shares, memory
+    wall_cpu = rows[0].split(" | ")
+    assert len(wall_cpu[1].split(" / ")) == 2 and len(wall_cpu[2].split(" / ")) == 2
+    assert "**Quick: tiny sizes, not a measurement.**" in text
 
 
-def test_missing_pyperf_message() -> None:
-    code = ("import sys, runpy; sys.modules['pyperf'] = None; "
-            f"sys.argv = [{str(BENCH)!r}, '--quick']; runpy.run_path({str(BENCH)!r})")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=False)
+def test_from_json_renders_the_same_report(quick_run: Dict[str, Any]) -> None:
+    again = quick_run["tmp"] / "again.md"
+    proc = subprocess.run([sys.executable, str(BENCH), "--from-json",
+                           str(quick_run["json_path"]), "--markdown", str(again)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert again.read_text() == quick_run["markdown"]
+
+
+def test_missing_library_is_one_line_and_skips_its_variant() -> None:
+    bench = load_bench()
+    chosen, notes = bench.select_variants(None, (3, 11),
+                                          {"mimalloc": None, "jemalloc": "/lib/libjemalloc.so.2"})
+    names = [v.name for v in chosen]
+    assert "mimalloc+gc" not in names and "jemalloc+gc" in names
+    assert "cpy-mimalloc+gc" not in names  # CPython's own mimalloc needs 3.13
+    assert names[:2] == ["pymalloc", "pymalloc+gc"]
+    assert len(notes) == 2 and all("\n" not in n for n in notes)
+    assert any("mimalloc+gc skipped: libmimalloc not found (apt-get install libmimalloc2.0)"
+               in n for n in notes)
+    chosen, notes = bench.select_variants(["bump"], (3, 13), {"mimalloc": None, "jemalloc": None})
+    assert [v.name for v in chosen] == ["pymalloc", "bump"] and notes == []
+
+
+def test_unknown_variant_is_one_clear_line() -> None:
+    proc = subprocess.run([sys.executable, str(BENCH), "--variants", "pymalloc,tcmalloc",
+                           "--interpreter", sys.executable],
+                          capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode != 0
-    assert "pip install pyperf" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.strip().splitlines() == [
+        "bench: unknown variant(s) tcmalloc in --variants: accepted are pymalloc, pymalloc+gc, "
+        "mimalloc+gc, jemalloc+gc, cpy-mimalloc+gc, bump, bump-nohuge, bump-classes"]
+
+
+# ---------------------------------------------------------------- bump_global/_launch.py
+
+
+WORKERS = """\
+import subprocess, sys, time
+CHILD = "x = bytearray(80 << 20); x[::4096] = b'1' * len(x[::4096]); import time; time.sleep(1.5)"
+children = [subprocess.Popen([sys.executable, "-c", CHILD]) for _ in range(2)]
+for child in children:
+    child.wait()
+print("done")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="samples /proc")
+def test_measure_samples_the_process_tree_peak(tmp_path: Path) -> None:
+    from bump_global._launch import Measurement, child_environment, measure
+
+    out = open(tmp_path / "out", "w+b")
+    with out:
+        m = measure([sys.executable, "-c", WORKERS], {}, child_environment(), stdout=out,
+                    sample_interval=0.02)
+    assert isinstance(m, Measurement)
+    assert (tmp_path / "out").read_text() == "done\n"
+    assert 80 << 20 < m.peak_rss < 150 << 20  # wait4: the largest single process
+    assert m.tree_peak_rss > 160 << 20  # both workers at once (plus their parent)
+    assert m.tree_processes == 3 and m.samples > 10
+    unsampled = measure([sys.executable, "-c", "pass"], {}, child_environment())
+    assert isinstance(unsampled, Measurement)
+    assert unsampled.tree_peak_rss == unsampled.peak_rss and unsampled.samples == 0
+
+
+def test_measure_accepts_an_exit_status_when_asked() -> None:
+    from bump_global._launch import Measurement, RunFailure, child_environment, measure
+
+    command = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    assert isinstance(measure(command, {}, child_environment()), RunFailure)
+    m = measure(command, {}, child_environment(), accept_status=True)
+    assert isinstance(m, Measurement) and m.exit_code == 3 and m.wall > 0
+
+
+def test_measure_kills_a_tree_that_times_out(tmp_path: Path) -> None:
+    from bump_global._launch import RunFailure, child_environment, measure
+
+    marker = tmp_path / "child.pid"
+    code = ("import os, subprocess, sys, time\n"
+            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+            f"open({str(marker)!r}, 'w').write(str(p.pid))\n"
+            "time.sleep(60)\n")
+    m = measure([sys.executable, "-c", code], {}, child_environment(), timeout=3,
+                sample_interval=0.05)
+    assert isinstance(m, RunFailure) and "timed out after 3 s" in m.description
+    pid = int(marker.read_text())
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        import time
+
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the grandchild survived the timeout")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import pytest
 
@@ -57,24 +57,80 @@ def test_table_of_two_allocators(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert code == 0, err
     rows = table_rows(out)
     assert list(rows) == ["pymalloc", "malloc"]
-    assert rows["pymalloc"][-2:] == ["1.00", "1.00"]
+    assert rows["pymalloc"][-3:] == ["1.00", "1.00", "1.00"]
     for cells in rows.values():
-        assert cells[2] == "s" and cells[4] == "s" and cells[6] == "MiB"
-        assert 1 < float(cells[5]) < 1000  # median peak RSS of a bare Python, MiB
-    assert "tiny.py: 2 interleaved runs per allocator" in out
+        # time, min-max time, CPU time, peak RSS, then three ratios
+        assert cells[2] == "s" and cells[4] == "s" and cells[6] == "s" and cells[8] == "MiB"
+        assert 0 < float(cells[5]) < 10  # CPU seconds of a bare Python
+        assert 1 < float(cells[7]) < 1000  # median peak RSS of a bare Python, MiB
+        assert len(cells) == 12
+    assert re.search(r"tiny.py: 2 rounds, each allocator once per round in a shuffled order "
+                     r"\(--seed \d+\)", out)
     # the script's output is discarded, progress goes to stderr only
     assert "hello from the script" not in out
-    assert "[4/4] run 2/2 malloc" in err
+    assert re.search(r"\[4/4\] run 2/2 \w+: [\d.]+ s, CPU [\d.]+ s, peak RSS", err)
     assert "[1/4]" not in out and "run 1/2" not in out
 
 
-def test_runs_are_interleaved(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def run_order(err: str) -> List[Tuple[int, str]]:
+    """(round, allocator) of every run, in the order the runs happened."""
+    return [(int(r), a) for r, a in re.findall(r"\] run (\d+)/\d+ ([\w+-]+):", err)]
+
+
+def announced_orders(err: str) -> Dict[int, List[str]]:
+    """round -> the order compare announced for it."""
+    return {int(r): order.split(", ")
+            for r, order in re.findall(r"round (\d+)/\d+ order: (.*)", err)}
+
+
+def test_each_round_runs_every_allocator_once_in_the_recorded_order(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     script = write_script(tmp_path, "pass\n")
-    code, _, err = compare(["--runs", "2", "--allocators", "malloc,pymalloc", str(script)],
-                           capsys)
+    code, out, err = compare(["--runs", "4", "--seed", "11", "--allocators",
+                              "malloc,pymalloc,pymalloc+gc", str(script)], capsys)
     assert code == 0, err
-    order = re.findall(r"\] run (\d)/2 (\w+):", err)
-    assert order == [("1", "malloc"), ("1", "pymalloc"), ("2", "malloc"), ("2", "pymalloc")]
+    orders = announced_orders(err)
+    assert sorted(orders) == [1, 2, 3, 4]
+    runs = run_order(err)
+    for round_index, order in orders.items():
+        assert sorted(order) == ["malloc", "pymalloc", "pymalloc+gc"]
+        assert [a for r, a in runs if r == round_index] == order
+    assert [r for r, _ in runs] == sorted(r for r, _ in runs)  # round after round
+    assert [orders[r] for r in (1, 2, 3, 4)] == _compare.round_orders(
+        ["malloc", "pymalloc", "pymalloc+gc"], 4, 11)
+    assert "(--seed 11)" in out
+
+
+def test_seed_repeats_the_orders_and_orders_vary() -> None:
+    names = ["pymalloc", "malloc", "jemalloc", "mimalloc", "bump"]
+    first = _compare.round_orders(names, 20, 3)
+    assert first == _compare.round_orders(names, 20, 3)
+    assert all(sorted(order) == sorted(names) for order in first)
+    assert len({tuple(order) for order in first}) > 1
+    assert first != _compare.round_orders(names, 20, 4)
+
+
+def test_gc_policy_peer_runs_with_the_relaxed_thresholds(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    record = tmp_path / "thresholds.txt"
+    script = write_script(tmp_path, """\
+        import gc, sys
+        with open(sys.argv[1], "a") as f:
+            f.write(" ".join(map(str, gc.get_threshold())) + "\\n")
+        """)
+    code, out, err = compare(["--runs", "1", "--allocators", "pymalloc", "--gc-policy",
+                              str(script), str(record)], capsys)
+    assert code == 0, err
+    import gc
+
+    young, middle, old = gc.get_threshold()
+    assert sorted(record.read_text().splitlines()) == sorted(
+        [f"{young} {middle} {old}", f"{young * 10} {middle} {old * 10}"])
+    rows = table_rows(out)
+    assert list(rows) == ["pymalloc", "pymalloc+gc"]
+    assert out.splitlines()[1].split()[-3:] == ["time", "/", "pymalloc+gc"]
+    assert rows["pymalloc+gc"][-1] == "1.00"  # its time ratio to itself
+    assert len(rows["pymalloc"]) == 13
 
 
 def test_show_output_and_script_arguments(
@@ -108,7 +164,7 @@ def test_child_environment_is_stripped_and_set(
     code, _, err = compare(["--runs", "1", "--allocators", "pymalloc,malloc", str(script),
                             str(record)], capsys)
     assert code == 0, err
-    assert record.read_text().splitlines() == [
+    assert sorted(record.read_text().splitlines()) == [
         "PYTHONMALLOC=- LD_PRELOAD=- BUMP_GLOBAL_COMMIT=- KEEP_ME=yes",
         "PYTHONMALLOC=malloc LD_PRELOAD=- BUMP_GLOBAL_COMMIT=- KEEP_ME=yes",
     ]
@@ -139,9 +195,10 @@ def test_failing_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
                              capsys)
     assert code == 1
     assert out == ""
-    assert "error: the pymalloc run (1 of 2) exited with code 3" in err
+    first = announced_orders(err)[1][0]
+    assert f"error: the {first} run (1 of 2) exited with code 3" in err
     assert "ValueError: the last words" in err
-    assert "malloc:" not in err  # stopped at the first failure
+    assert run_order(err) == []  # stopped at the first failure
 
 
 def test_killed_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -285,5 +342,5 @@ def test_through_the_cli(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     rows = table_rows(proc.stdout)
     assert list(rows) == ["pymalloc", "bump", "bump-classes"]
-    assert rows["pymalloc"][-2:] == ["1.00", "1.00"]
-    assert "[3/3] run 1/1 bump-classes" in proc.stderr
+    assert rows["pymalloc"][-3:] == ["1.00", "1.00", "1.00"]
+    assert sorted(a for _, a in run_order(proc.stderr)) == ["bump", "bump-classes", "pymalloc"]
