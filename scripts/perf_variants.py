@@ -37,6 +37,7 @@ from typing import Dict, List, Sequence, Tuple
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import real_programs as rp  # noqa: E402
+from perf_startup import parse_variant  # noqa: E402
 
 GCX_SITE = rp.GCX_SITE
 
@@ -50,14 +51,6 @@ WORKLOAD_ARGS = {"tuples_list": [], "build_tuples": [], "dict_str": [], "ast_com
                  "deltablue": [], "richards": [], "raytrace": [], "go": [],
                  "json_loads_small": []}
 
-
-def parse_variant(spec: str) -> Tuple[str, Dict[str, str]]:
-    name, _, rest = spec.partition("=")
-    env: Dict[str, str] = {}
-    for item in rest.split("+") if rest else []:
-        key, _, value = item.partition("=")
-        env[key] = value
-    return name, env
 
 
 def jobs_for(names: Sequence[str], venv: Path, work: Path) -> Dict[str, Tuple[List[str], Path]]:
