@@ -474,6 +474,13 @@ def spread(stat: Optional[Dict[str, Any]]) -> str:
     return f"{f2(stat['median'])} ({f2(stat['min'])}-{f2(stat['max'])})"
 
 
+def wall_cpu(entry: Dict[str, Any], against: str) -> str:
+    """One table cell: the wall ratio (median, min-max) / the CPU ratio (median),
+    `against` "pymalloc" or "gc_peer"."""
+    return (f"{spread(entry.get(f'wall_vs_{against}'))} / "
+            f"{f2((entry.get(f'cpu_vs_{against}') or {}).get('median'))}")
+
+
 def json_name(result: Dict[str, Any]) -> str:
     """The file name of the run's --json output (from its command line)."""
     words = result["command"].split()
@@ -586,8 +593,7 @@ def markdown(result: Dict[str, Any]) -> str:
             row = [f"{w['name']}", f"{f2(b.get('wall_s'), '.3f')} / {f2(b.get('cpu_s'), '.3f')}"]
             for n in others:
                 e = c.get(n) or {}
-                row.append(f"{spread(e.get('wall_vs_pymalloc'))} / "
-                           f"{f2((e.get('cpu_vs_pymalloc') or {}).get('median'))}")
+                row.append(wall_cpu(e, "pymalloc"))
             rows.append(row)
         lines += table(["workload", "pymalloc s"] + [f"`{n}`" for n in others], rows)
         lines += ["", f"## Family `{family}`: the GC policy's share and the allocator's share",
@@ -598,12 +604,10 @@ def markdown(result: Dict[str, Any]) -> str:
         for w in ws:
             c = cells[w["name"]]
             g = c.get(GC_PEER) or {}
-            row = [w["name"], f"{spread(g.get('wall_vs_pymalloc'))} / "
-                              f"{f2((g.get('cpu_vs_pymalloc') or {}).get('median'))}"]
+            row = [w["name"], wall_cpu(g, "pymalloc")]
             for n in vs_gc:
                 e = c.get(n) or {}
-                row.append(f"{spread(e.get('wall_vs_gc_peer'))} / "
-                           f"{f2((e.get('cpu_vs_gc_peer') or {}).get('median'))}")
+                row.append(wall_cpu(e, "gc_peer"))
             rows.append(row)
         lines += table(["workload", "GC share"] + [f"`{n}`" for n in vs_gc], rows)
         lines += ["", f"## Family `{family}`: peak RSS, system time, page faults", "",
