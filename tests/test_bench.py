@@ -168,7 +168,7 @@ def test_unknown_variant_is_one_clear_line() -> None:
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [
         "bench: unknown variant(s) tcmalloc in --variants: accepted are pymalloc, pymalloc+gc, "
-        "mimalloc+gc, jemalloc+gc, cpy-mimalloc+gc, bump, bump-nohuge, bump-classes"]
+        "mimalloc+gc, jemalloc+gc, cpy-mimalloc+gc, bump, bump-huge, bump-classes"]
 
 
 # ---------------------------------------------------------------- bump_global/_launch.py
