@@ -20,6 +20,7 @@ from bump_global._config import (
     DEFAULT_SCOPE,
     DEFAULT_SIZE,
     Config,
+    default_size,
     format_size,
     parse_size,
 )
@@ -151,6 +152,10 @@ def _install(config: Config, source: str) -> None:
     core.install(region.mapping, region.base, size, region.committed, region.commit_step,
                  *config.core_arguments())
     _startup.installed()
+    if config.size == default_size()[0]:
+        # The automatic size is the whole program's budget: share it with the
+        # processes it starts (core/budget.c); an explicit size is per process.
+        _startup.share_budget(size)
     _apply_gc_policy(config.gc)
     if config.prefault and hasattr(os, "register_at_fork"):
         # CPython warns when fork() copies a multi-threaded process: stop the
@@ -199,7 +204,7 @@ def _enable_numpy(config: Config, source: str) -> None:
 
 def _reserve_failure(config: Config, source: str, exc: OSError) -> str:
     """One line: the size the user set, why it failed, the largest that fits, what to do."""
-    from bump_global._config import OPTIONS, default_size
+    from bump_global._config import OPTIONS
     from bump_global._platform import largest_region
 
     where = OPTIONS["size"].where(source)

@@ -136,6 +136,7 @@
  *                          OS memory, locks, threads, fork handlers.  The
  *                          only files with platform #ifs.
  *   core/prefault.c        the prefault thread, huge pages (area_grew)
+ *   core/budget.c          the budget the processes of a program share
  *   core/region.c          the locks, the budget, commits, chunks (arena_refill)
  *   core/bump.c            the fast path: one bump
  *   core/large.c           the large area; release_pages
@@ -158,6 +159,7 @@
 #  include "core/prim_posix.c"
 #endif
 #include "core/prefault.c"
+#include "core/budget.c"
 #include "core/region.c"
 #include "core/bump.c"
 #include "core/large.c"

@@ -85,8 +85,9 @@ def collect_info() -> List[Tuple[str, Any, str]]:
     limit, source = memory_limit()
     add("memory", limit, f"{format_size(limit)} ({source})" if limit else source)
     size, why = default_size()
-    add("default_size", size, f"{format_size(size)} ({why}); --size or BUMP_GLOBAL_SIZE "
-                              "sets another")
+    shared = ", shared by the processes of a program" if sys.platform.startswith("linux") else ""
+    add("default_size", size, f"{format_size(size)} ({why}{shared}); --size or "
+                              "BUMP_GLOBAL_SIZE sets another, per process")
     thp = _read("/sys/kernel/mm/transparent_hugepage/enabled")
     match = re.search(r"\[(\w+)\]", thp or "")
     add("transparent_hugepages", match.group(1) if match else "n/a")

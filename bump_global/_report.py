@@ -60,6 +60,18 @@ def region_full(counters: Dict[str, int]) -> bool:
     return bool(counters.get("fallback_allocations") or counters.get("failed_allocations"))
 
 
+def shared_budget() -> Optional[Dict[str, int]]:
+    """The budget this process shares with the rest of its program (the automatic
+    size, core/budget.c), or None when its budget is its own alone."""
+    from bump_global import _core
+
+    values = _core.shared_budget()
+    if values is None:
+        return None
+    names = ("limit", "used", "own", "processes", "refusals", "refused_here")
+    return dict(zip(names, values))
+
+
 def _budget_note(size: int) -> str:
     auto, why = default_size()
     return f" (default: {why})" if size == auto else ""
@@ -96,12 +108,21 @@ def format_record(record: Dict[str, Any], title: str = "bump_global report") -> 
         _row("foreign", f"{c['foreign_frees']:,} frees",
              f"{c['foreign_reallocs']:,} reallocs (blocks from before the install)"),
     ]
+    shared = region.get("shared_budget")
+    if shared is not None:
+        lines.append(_row("budget", f"shared by the program's {shared['processes']:,} "
+                                    f"process(es): {format_size(shared['used'])} of "
+                                    f"{format_size(shared['limit'])} taken",
+                          f"{shared['refused_here']:,} refused here "
+                          f"({shared['refusals']:,} in all)"))
     full = [f"{c['fallback_allocations']:,} fallbacks ({format_size(c['fallback_bytes'])})",
             f"{c['failed_allocations']:,} refused"]
     if region_full(c):
         full.append(f"{c.get('fallback_frees', 0):,} fallback blocks freed, "
                     f"{c.get('fallback_reallocs', 0):,} reallocated")
-        lines.append(_row("full", "the region was full:", *full))
+        what = ("the program's shared budget was full:"
+                if shared is not None and shared["refused_here"] else "the region was full:")
+        lines.append(_row("full", what, *full))
     else:
         lines.append(_row("full", *full))
     lines.append(_row("process", *process))
@@ -164,6 +185,7 @@ def record_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float],
               "resident": mem.region_resident}
     for name in _CUMULATIVE_REGION:
         region[name] -= before.get(name, 0)
+    region["shared_budget"] = shared_budget()
     result["region"] = region
     result["counters"] = counters
     import bump_global

@@ -72,7 +72,7 @@ def _fast_path(environ: "os._Environ[str]") -> bool:
     if environ.get("BUMP_GLOBAL", "").strip().lower() not in _ON:
         return False
     for name in environ:
-        if name.startswith("BUMP_GLOBAL_"):
+        if name.startswith("BUMP_GLOBAL_") and name != SHARED_BUDGET_VARIABLE:
             return False
     if is_command_line():
         return False
@@ -92,6 +92,7 @@ def _fast_path(environ: "os._Environ[str]") -> bool:
         return False
     _core.install(None, base, size, span, 0, *DEFAULT_CORE_ARGUMENTS)
     installed()
+    share_budget(size)
     apply_gc_policy(DEFAULT_GC)
     if DEFAULT_PREFAULT and hasattr(os, "register_at_fork"):
         os.register_at_fork(before=_core.prefault_stop)
@@ -100,6 +101,45 @@ def _fast_path(environ: "os._Environ[str]") -> bool:
 
         install_guards("python")
     return True
+
+
+#: Where a process that installs with the automatic size finds the budget it
+#: shares with the rest of its program (core/budget.c): /proc/<pid>/fd/<fd> of
+#: the process that made it.  Set by that process for its children.
+SHARED_BUDGET_VARIABLE = "BUMP_GLOBAL_SHARED_BUDGET"
+
+#: The descriptor of the shared budget's page this process made (kept open while
+#: it lives, so that its children can open it), or None.
+shared_budget_fd = None  # type: Optional[int]
+
+
+def share_budget(limit: int) -> None:
+    """After an install with the automatic size: join the program's shared budget
+    (the one ``BUMP_GLOBAL_SHARED_BUDGET`` names, if it can be opened), else make one
+    of `limit` bytes and name it in this process's environment for its children.
+    Where neither can be had (not Linux, /proc not readable), the process keeps its
+    own budget alone; nothing is raised."""
+    global shared_budget_fd
+    from bump_global import _core
+
+    path = os.environ.get(SHARED_BUDGET_VARIABLE, "")
+    if path.startswith("/proc/"):
+        try:
+            fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        except OSError:  # the process that made it has ended: make our own
+            pass
+        else:
+            try:
+                if _core.share_budget(fd, limit) is not None:
+                    return
+            finally:
+                os.close(fd)
+    fd = _core.share_budget(-1, limit)
+    if fd is None:
+        os.environ.pop(SHARED_BUDGET_VARIABLE, None)
+        return
+    shared_budget_fd = fd
+    os.environ[SHARED_BUDGET_VARIABLE] = "/proc/%d/fd/%d" % (os.getpid(), fd)
 
 
 def installed() -> None:

@@ -276,7 +276,8 @@ def test_report_dict_schema_and_sample(py):
                                "size": 256 << 20, "histogram": False, "prefault": True,
                                "huge_pages": False, "gc": "relaxed", "reclaim": "none"}
     assert set(after["region"]) == {"base", "reserved", "address_space", "used", "consumed",
-                                    "committed", "resident"}
+                                    "committed", "resident", "shared_budget"}
+    assert after["region"]["shared_budget"] is None  # an explicit size is per process
     assert set(after["counters"]) >= {"allocations", "frees_ignored", "reallocs_moved",
                                       "bytes_copied", "fallback_allocations"}
     assert 10000 * 512 <= used <= after["region"]["used"]

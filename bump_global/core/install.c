@@ -47,6 +47,7 @@ atfork_child(void)
     UNLOCK(fallback.lock);
     UNLOCK(commit_lock);
     UNLOCK(raw_lock);
+    shared_budget_atfork_child();
 }
 
 static void

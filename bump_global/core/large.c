@@ -22,7 +22,7 @@ large_alloc(arena_t *a, size_t n)
         return NULL;
     }
     if (!commit_upto(&region.large_committed, region.end, region.large_end, h + sz)) {
-        ATOMIC_SUB(&region.charged, sz);
+        uncharge(sz);
         return NULL;
     }
     *(size_t *)h = sz - LARGE_HEADER;
@@ -49,12 +49,12 @@ large_resize_last(arena_t *a, uintptr_t p, size_t n)
             return 0;
         }
         if (!commit_upto(&region.large_committed, region.end, region.large_end, p + new_sz)) {
-            ATOMIC_SUB(&region.charged, grow);
+            uncharge(grow);
             return 0;
         }
     }
     else if (new_sz < old_sz) {
-        ATOMIC_SUB(&region.charged, old_sz - new_sz);
+        uncharge(old_sz - new_sz);
         if (large.top > large.dirty) {
             large.dirty = large.top;  /* the bytes we give back were handed out */
         }
@@ -94,7 +94,7 @@ large_rollback(arena_t *a, uintptr_t p)
     }
     large.top = p - LARGE_HEADER;
     large.last = 0;
-    ATOMIC_SUB(&region.charged, sz);
+    uncharge(sz);
     a->c.frees_reclaimed++;
     a->c.bytes_reclaimed += sz;
 }

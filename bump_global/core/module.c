@@ -31,6 +31,11 @@ static PyMethodDef core_methods[] = {
     {"report_guard", core_report_guard, METH_O,
      "report_guard(on) -> the previous state.  While on, an allocation the region cannot\n"
      "serve goes to the previous allocator whatever on_exhausted says (for reports)."},
+    {"share_budget", core_share_budget, METH_VARARGS,
+     "share_budget(fd, limit) -> fd of a new shared budget (fd < 0), -1 when the budget\n"
+     "page fd opens was joined, or None where it cannot be had (see core/budget.c)."},
+    {"shared_budget", core_shared_budget, METH_NOARGS,
+     "shared_budget() -> (limit, used, own, processes, refusals, refused here) or None."},
     {"region_resident", core_region_resident, METH_NOARGS,
      "region_resident() -> resident bytes of the used parts of the region, or None."},
 #ifdef BUMP_GLOBAL_CENSUS

@@ -13,6 +13,9 @@
  *                                  Python's allocators, which we replace)
  *   prim_reserve(len)              the region for the start-up fast path
  *                                  (Linux; NULL elsewhere)
+ *   prim_shared_page(&fd)          one page shared between processes (Linux;
+ *                                  NULL elsewhere): the shared budget
+ *   prim_pid(), prim_process_gone(pid)  this process; whether pid has ended
  *   locks, a condition variable, a thread, and fork handlers.
  * PRIM_HAVE_PREFAULT says whether prefaulting is offered here (Linux).
  */
@@ -20,9 +23,14 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#if defined(__linux__)
+#  include <sys/syscall.h>
+#endif
 
 #if defined(__linux__)
 #  define PRIM_HAVE_PREFAULT 1
@@ -260,4 +268,60 @@ static void
 prim_os_free(void *p, size_t len)
 {
     munmap(p, len);
+}
+
+static uint64_t
+prim_pid(void)
+{
+    return (uint64_t)getpid();
+}
+
+/* 1 if no process `pid` exists any more (a zombie still exists). */
+static int
+prim_process_gone(uint64_t pid)
+{
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* One page of memory shared with other processes, or NULL.  *fd < 0: a new
+ * page, zero, from a memfd (close-on-exec) whose descriptor is stored in
+ * *fd, to be kept open; else the page of that memfd, opened by the caller
+ * (at most a page is mapped: a shorter file is refused).  Forked children
+ * share the mapping.  Linux 3.17+ (memfd_create); NULL elsewhere. */
+static void *
+prim_shared_page(int *fd)
+{
+#if defined(__linux__) && defined(SYS_memfd_create)
+    size_t len = (size_t)sysconf(_SC_PAGESIZE);
+    int created = -1;
+    if (*fd < 0) {
+        created = (int)syscall(SYS_memfd_create, "bump_global-budget", 1u /* MFD_CLOEXEC */);
+        if (created < 0 || ftruncate(created, (off_t)len) != 0) {
+            goto fail;
+        }
+    }
+    else {
+        struct stat st;
+        if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)len) {
+            return NULL;
+        }
+    }
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   created >= 0 ? created : *fd, 0);
+    if (p == MAP_FAILED) {
+        goto fail;
+    }
+    if (created >= 0) {
+        *fd = created;
+    }
+    return p;
+fail:
+    if (created >= 0) {
+        close(created);
+    }
+    return NULL;
+#else
+    (void)fd;
+    return NULL;
+#endif
 }

@@ -136,6 +136,27 @@ prim_reserve(size_t len)
     return NULL;
 }
 
+static uint64_t
+prim_pid(void)
+{
+    return (uint64_t)GetCurrentProcessId();
+}
+
+static int
+prim_process_gone(uint64_t pid)
+{
+    (void)pid;
+    return 0;  /* unused: no shared budget here */
+}
+
+/* No shared budget on Windows: each process has its own (budget.c). */
+static void *
+prim_shared_page(int *fd)
+{
+    (void)fd;
+    return NULL;
+}
+
 static void *
 prim_os_alloc(size_t len)
 {

@@ -12,7 +12,8 @@
 static prim_lock_t raw_lock = PRIM_LOCK_INIT;
 static prim_lock_t commit_lock = PRIM_LOCK_INIT;
 
-/* Take n bytes from the budget the two areas share.  0 if it has not enough.
+/* Take n bytes from the budget the two areas share, and from the program's
+ * shared budget if there is one (budget.c).  0 if either has not enough.
  * While the report guard is on, the emergency reserve is not part of it: the
  * report falls back instead, and the program keeps the reserve. */
 static int
@@ -28,9 +29,21 @@ charge(uintptr_t n)
             return 0;
         }
         if (ATOMIC_CAS(&region.charged, have, have + n)) {
+            if (unlikely(!shared_charge(n, budget - region.size))) {
+                ATOMIC_SUB(&region.charged, n);
+                return 0;
+            }
             return 1;
         }
     }
+}
+
+/* Give n charged bytes back (a large block's pages, a chunk not taken). */
+static void
+uncharge(uintptr_t n)
+{
+    ATOMIC_SUB(&region.charged, n);
+    shared_uncharge(n);
 }
 
 /* Make [area_base, upto) readable and writable, where *committed is the
@@ -93,7 +106,7 @@ arena_refill(arena_t *a, size_t need, size_t granule, int in_place_only)
         }
         uintptr_t grabbed = new_end - cur;
         if (!commit_upto(&region.committed, region.base, region.end, new_end)) {
-            ATOMIC_SUB(&region.charged, grabbed);
+            uncharge(grabbed);
             return 0;
         }
         if (ATOMIC_CAS(&region.cursor, cur, new_end)) {
@@ -108,7 +121,7 @@ arena_refill(arena_t *a, size_t need, size_t granule, int in_place_only)
             chunk_taken(cur, new_end);  /* [cur, new_end) was just taken */
             return 1;
         }
-        ATOMIC_SUB(&region.charged, grabbed);
+        uncharge(grabbed);
         /* `cur` now holds the cursor another arena moved; try again. */
     }
 }
