@@ -174,10 +174,10 @@ def record_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float],
         fields = StatsType._fields
         before = dict(zip(fields, baseline[0]))
         before_hist = {b: (n, s) for b, n, s in baseline[1] or ()}
-    result["config"] = {"scope": stats.scope, "on_exhausted": stats.on_exhausted,
-                        "size": stats.reserved, "histogram": stats.histogram is not None,
-                        "prefault": stats.prefault, "huge_pages": stats.huge_pages,
-                        "gc": stats.gc, "reclaim": stats.reclaim}
+    from bump_global._api import installed_config
+
+    config = installed_config()  # every install option, from _config's one list
+    result["config"] = config._asdict() if config is not None else None
     counters = {name: getattr(stats, name) - before.get(name, 0) for name in counter_names()}
     region = {"base": stats.base, "reserved": stats.reserved,
               "address_space": stats.address_space, "used": stats.used,

@@ -215,7 +215,8 @@ def test_run_options_reach_install(tmp_path: Path) -> None:
     (data,) = json.loads(out.read_text())["processes"]
     assert data["config"] == {"scope": "objects", "on_exhausted": "error",
                               "size": 64 << 20, "histogram": True, "prefault": False,
-                              "huge_pages": False, "gc": "off", "reclaim": "classes"}
+                              "huge_pages": False, "gc": "off", "reclaim": "classes",
+                              "numpy": False}
     assert data["histogram"]
     assert data["counters"]["frees_reclaimed"] > 0
 

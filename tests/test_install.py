@@ -274,7 +274,8 @@ def test_report_dict_schema_and_sample(py):
     assert after["installed"] is True and after["wall_time_s"] == 1.5
     assert after["config"] == {"scope": "python", "on_exhausted": "fallback",
                                "size": 256 << 20, "histogram": False, "prefault": True,
-                               "huge_pages": False, "gc": "relaxed", "reclaim": "none"}
+                               "huge_pages": False, "gc": "relaxed", "reclaim": "none",
+                               "numpy": False}
     assert set(after["region"]) == {"base", "reserved", "address_space", "used", "consumed",
                                     "committed", "resident", "shared_budget"}
     assert after["region"]["shared_budget"] is None  # an explicit size is per process
