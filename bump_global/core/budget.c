@@ -38,19 +38,21 @@ typedef struct {
     uint64_t limit;      /* bytes the processes may take together */
     uint64_t processes;  /* atomic: processes that joined so far */
     uint64_t refusals;   /* atomic: charges refused for lack of shared room */
+    uint64_t high;       /* atomic: slots [0, high) have been used */
     shared_slot_t slot[SHARED_SLOTS];
-} shared_budget_t;       /* 3,872 bytes: one page */
+} shared_budget_t;       /* 3,880 bytes: one page */
 
 static shared_budget_t *shared_budget;  /* NULL: this process's budget alone */
 static shared_slot_t *shared_slot;      /* this process's slot in it */
 static uint64_t shared_refused;         /* atomic: refusals in this process */
 
-/* Bytes the live processes took together (ended ones until reaped). */
+/* Bytes the live processes took together (ended ones until reaped).  A loop
+ * over the slots used so far: a few for most programs. */
 static uint64_t
 shared_used(const shared_budget_t *s)
 {
-    uint64_t sum = 0;
-    for (int i = 0; i < SHARED_SLOTS; i++) {
+    uint64_t sum = 0, high = ATOMIC_LOAD(&s->high);
+    for (uint64_t i = 0; i < high && i < SHARED_SLOTS; i++) {
         if (ATOMIC_LOAD(&s->slot[i].pid) != 0) {
             sum += ATOMIC_LOAD(&s->slot[i].charged);
         }
@@ -64,8 +66,8 @@ static int
 shared_reap(shared_budget_t *s)
 {
     int reaped = 0;
-    uint64_t me = prim_pid();
-    for (int i = 0; i < SHARED_SLOTS; i++) {
+    uint64_t me = prim_pid(), high = ATOMIC_LOAD(&s->high);
+    for (uint64_t i = 0; i < high && i < SHARED_SLOTS; i++) {
         uint64_t pid = ATOMIC_LOAD(&s->slot[i].pid);
         if (pid != 0 && pid != me && prim_process_gone(pid)) {
             ATOMIC_STORE(&s->slot[i].charged, 0);
@@ -89,6 +91,9 @@ shared_join(shared_budget_t *s, uint64_t taken)
                 ATOMIC_CAS(&s->slot[i].pid, free_pid, me)) {
                 ATOMIC_STORE(&s->slot[i].charged, taken);
                 ATOMIC_ADD(&s->processes, 1);
+                uint64_t high = ATOMIC_LOAD(&s->high);
+                while (high < (uint64_t)i + 1 && !ATOMIC_CAS(&s->high, high, (uint64_t)i + 1)) {
+                }
                 return &s->slot[i];
             }
         }
