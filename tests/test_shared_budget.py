@@ -155,3 +155,23 @@ print(bump_global.report())
 """)
     assert "budget     shared by the program's 1 process(es)" in proc.stdout
     assert "the program's shared budget was full:" in proc.stdout
+
+
+def test_error_policy_raises_memoryerror_and_reports_when_the_shared_budget_is_full() -> None:
+    proc = run_python("""
+import bump_global
+from bump_global import _startup
+bump_global.install(size="256M", on_exhausted="error")
+_startup.share_budget(64 << 20)
+held = []
+try:
+    while True:
+        held.append(str(len(held)) * 100)
+except MemoryError:
+    n = len(held)
+    held.clear()
+print(n > 10_000)
+print(bump_global.report())
+""")
+    assert proc.stdout.startswith("True\n")
+    assert "the program's shared budget was full:" in proc.stdout
