@@ -83,7 +83,15 @@ shared_reap(shared_budget_t *s)
 static shared_slot_t *
 shared_join(shared_budget_t *s, uint64_t taken)
 {
-    uint64_t me = prim_pid();
+    uint64_t me = prim_pid(), high = ATOMIC_LOAD(&s->high);
+    /* A child of fork() that then exec'd (subprocess on 3.9, which forks, so
+     * the fork handlers ran) has a slot already: the same process. */
+    for (uint64_t i = 0; i < high && i < SHARED_SLOTS; i++) {
+        if (ATOMIC_LOAD(&s->slot[i].pid) == me) {
+            ATOMIC_STORE(&s->slot[i].charged, taken);
+            return &s->slot[i];
+        }
+    }
     for (int attempt = 0; attempt < 2; attempt++) {
         for (int i = 0; i < SHARED_SLOTS; i++) {
             uint64_t free_pid = 0;
@@ -91,7 +99,7 @@ shared_join(shared_budget_t *s, uint64_t taken)
                 ATOMIC_CAS(&s->slot[i].pid, free_pid, me)) {
                 ATOMIC_STORE(&s->slot[i].charged, taken);
                 ATOMIC_ADD(&s->processes, 1);
-                uint64_t high = ATOMIC_LOAD(&s->high);
+                high = ATOMIC_LOAD(&s->high);
                 while (high < (uint64_t)i + 1 && !ATOMIC_CAS(&s->high, high, (uint64_t)i + 1)) {
                 }
                 return &s->slot[i];
