@@ -145,10 +145,17 @@ core_install(PyObject *self, PyObject *args)
     }
 #endif
     if (reclaim == RECLAIM_CLASSES && scope != SCOPE_RAW) {
-        /* One byte per class page of the small area (size + reserve); calloc's
-         * pages stay untouched (zero) until a class page lands in them. */
-        class_map = calloc((size_t)((size + EMERGENCY_RESERVE) >> CLASS_SHIFT) + 1, 1);
-        if (class_map == NULL) {
+        /* One byte and one class_page_t per class page of the small area
+         * (size + reserve); calloc's pages stay untouched (zero) until a class
+         * page lands in them. */
+        size_t npages = (size_t)((size + EMERGENCY_RESERVE) >> CLASS_SHIFT) + 1;
+        class_map = calloc(npages, 1);
+        class_pages = calloc(npages, sizeof(class_page_t));
+        if (class_map == NULL || class_pages == NULL) {
+            free(class_map);
+            free(class_pages);
+            class_map = NULL;
+            class_pages = NULL;
             PyErr_NoMemory();
             goto unpin;
         }

@@ -2,10 +2,21 @@
  * core/reclaim_classes.c -- reclaim="classes" (MEM/OBJ only), the slab
  * pattern, as pymalloc's pools: requests up to CLASS_MAX bytes are rounded to
  * one of NCLASSES - 1 size classes; each class bumps through pages of
- * CLASS_PAGE bytes that hold only its blocks and keeps a free list threaded
- * through its free blocks' first word.  A block's class comes from its
+ * CLASS_PAGE bytes that hold only its blocks.  A block's class comes from its
  * address: class_map has one byte per CLASS_PAGE of the small area (0: not a
- * class page), so there are no headers.  Larger requests take the default
+ * class page), so there are no headers.
+ *
+ * Free lists are per page (mimalloc's free-list sharding; pymalloc's pools
+ * do the same): a free block goes on its own page's list, threaded through
+ * its first word.  Each class allocates from one current page's list (held
+ * in the class, so the fast path is one pop) until it is empty, then takes
+ * another page that has free blocks (its `avail` list), and bumps a fresh
+ * page only when none has.  So blocks allocated together sit together, as
+ * they do under pymalloc.  One global list per class (the first version) let
+ * a churning program's new objects scatter over every page of their class:
+ * the GC's walks over them cost twice pymalloc's on deltablue, which made
+ * the whole run 1.2 to 1.46 times slower while the allocator itself was
+ * faster (docs/performance.md).  Larger requests take the default
  * paths (hooks.c); a freed large block is rolled back if it is the last, else
  * its whole pages go back to the OS.  Class pages come fresh from the cursor,
  * so a bumped class block is zero; calloc clears only blocks taken from a
@@ -18,17 +29,30 @@
 #define CLASS_MAX 32768       /* classes 33..56: four per doubling, 640 to 32 KiB */
 #define NCLASSES 57           /* class 0 means "not a class page" in class_map */
 
+/* One per CLASS_PAGE of the small area (class_pages, parallel to class_map):
+ * the free blocks of a class page that is not its class's current page, and
+ * its link in the class's list of such pages with free blocks.  `next` is
+ * NULL while the page is not on that list (its tail points at PAGE_LIST_END). */
+typedef struct class_page_s {
+    void *free;
+    struct class_page_s *next;
+} class_page_t;
+
+#define PAGE_LIST_END ((class_page_t *)1)
+
 /* Per class, one cache line (64 bytes, aligned) holds its state and counters:
- * a pop or a push touches that line only and adds one counter (stats() sums
+ * a pop or a push to the current page touches that line only (a push to
+ * another page also its class_page_t) and adds one counter (stats() sums
  * them), and the line's address is k << 6 from the table (one shift). */
 typedef struct {
-    void *free;       /* free blocks, linked through their first word */
-    uintptr_t top;    /* next block of the current page */
-    uintptr_t end;    /* end of the current page */
-    size_t size;      /* block size of the class */
-    uint64_t pushes;  /* frees put on the free list */
-    uint64_t pops;    /* allocations served from it; pushes - pops are on it */
-    uint64_t pad[2];
+    void *free;           /* free blocks of the current page */
+    class_page_t *page;   /* the current page (NULL before the first switch) */
+    class_page_t *avail;  /* other pages with free blocks (PAGE_LIST_END: none) */
+    uintptr_t top;        /* next block of the newest page */
+    uintptr_t end;        /* end of the newest page */
+    size_t size;          /* block size of the class */
+    uint64_t pushes;      /* frees put on a free list */
+    uint64_t pops;        /* allocations served from one; pushes - pops are free */
 } class_t;
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -36,8 +60,9 @@ static class_t classes[NCLASSES] __attribute__((aligned(64)));
 #else
 static __declspec(align(64)) class_t classes[NCLASSES];
 #endif
-static unsigned char *class_map;  /* one byte per CLASS_PAGE of the small area */
-static arena_t class_arena;       /* takes chunks from the cursor for class pages */
+static unsigned char *class_map;   /* one byte per CLASS_PAGE of the small area */
+static class_page_t *class_pages;  /* one per CLASS_PAGE of the small area */
+static arena_t class_arena;        /* takes chunks from the cursor for class pages */
 
 /* The class of a request of n <= CLASS_MAX bytes. */
 ALWAYS_INLINE unsigned
@@ -54,6 +79,7 @@ static void
 classes_init(void)
 {
     for (unsigned k = 1; k < NCLASSES; k++) {
+        classes[k].avail = PAGE_LIST_END;
         if (k <= 32) {
             classes[k].size = (size_t)k << 4;
         }
@@ -92,9 +118,11 @@ class_new_page(unsigned k)
     return NULL;
 }
 
-/* A block of class c: from its free list, else bumped from its page; NULL
- * when the page is used up.  *reused says which (calloc must clear a reused
- * block; where the caller ignores it, the compiler drops it). */
+/* A block of class c: from the current page's free list, else bumped from
+ * the newest page when no other page has free blocks; NULL otherwise (the
+ * cold path switches pages or takes a new one).  *reused says which (calloc
+ * must clear a reused block; where the caller ignores it, the compiler drops
+ * it). */
 ALWAYS_INLINE void *
 class_take(class_t *c, int *reused)
 {
@@ -106,12 +134,32 @@ class_take(class_t *c, int *reused)
         return b;
     }
     uintptr_t top = c->top;
-    if (likely(c->size <= c->end - top)) {
+    if (likely(c->avail == PAGE_LIST_END && c->size <= c->end - top)) {
         c->top = top + c->size;
         gil_arena.c.allocations++;
         return (void *)top;
     }
     return NULL;
+}
+
+/* The current page's list is empty: make the first page of `avail` current
+ * and pop from it.  NULL if no page has free blocks. */
+static void *
+class_switch_page(class_t *c)
+{
+    class_page_t *pg = c->avail;
+    if (pg == PAGE_LIST_END) {
+        return NULL;
+    }
+    c->avail = pg->next;
+    pg->next = NULL;
+    c->page = pg;
+    void *b = pg->free;  /* not NULL: a listed page has free blocks */
+    pg->free = NULL;
+    ASSERT(b != NULL);
+    c->free = *(void **)b;
+    c->pops++;
+    return b;
 }
 
 /* A block of n <= CLASS_MAX bytes, from a new page if need be. */
@@ -120,7 +168,16 @@ class_alloc(size_t n, int *reused)
 {
     unsigned k = class_of(n);
     void *p = class_take(&classes[k], reused);
-    return likely(p != NULL) ? p : class_new_page(k);
+    if (likely(p != NULL)) {
+        return p;
+    }
+    p = class_switch_page(&classes[k]);
+    if (p != NULL) {
+        *reused = 1;
+        return p;
+    }
+    *reused = 0;
+    return class_new_page(k);
 }
 
 /* The class of a small-area block (0: not in a class page), or -1 when p is
@@ -135,14 +192,26 @@ class_of_block(uintptr_t p)
     return -1;
 }
 
+/* Free block p of class k: onto the current page's list (in the class's
+ * line), else onto its own page's list, listing that page if it was not. */
 ALWAYS_INLINE void
 class_push(unsigned k, void *p)
 {
     class_t *c = &classes[k];
+    class_page_t *pg = &class_pages[((uintptr_t)p - region.base) >> CLASS_SHIFT];
     ASSERT(k > 0 && k < NCLASSES && IS_ALIGNED(p));
-    *(void **)p = c->free;
-    c->free = p;
     c->pushes++;
+    if (likely(pg == c->page)) {
+        *(void **)p = c->free;
+        c->free = p;
+        return;
+    }
+    *(void **)p = pg->free;
+    pg->free = p;
+    if (pg->next == NULL) {
+        pg->next = c->avail;
+        c->avail = pg;
+    }
 }
 
 /* Classes past CLASS_SMALL_MAX, new pages, sizes beyond the classes. */
