@@ -112,7 +112,7 @@ def install(
     times rarer) or ``"off"`` (``gc.disable()``).
     `reclaim`: ``"none"`` (free gives nothing back: the bump allocator),
     ``"last"`` (freeing the most recent block moves the pointer back) or
-    ``"classes"`` (blocks up to 32 KiB reused through size classes, like
+    ``"classes"`` (blocks up to 64 KiB reused through size classes, like
     pymalloc); both opt-in policies apply to the MEM and OBJ domains.
     `numpy`: serve numpy's array data from the region too (a NEP 49 data
     handler, numpy 1.22+, set now or when numpy is imported; arrays made

@@ -80,7 +80,7 @@ GC_POLICIES = {
 RECLAIM = {
     "none": (0, "free gives nothing back: every block is fresh memory (bump allocation)"),
     "last": (1, "freeing the most recent block moves the bump pointer back to it"),
-    "classes": (2, "blocks up to 32 KiB in size classes with free lists, reused like "
+    "classes": (2, "blocks up to 64 KiB in size classes with free lists, reused like "
                    "pymalloc's; freed large blocks give their pages back"),
 }
 

@@ -28,8 +28,8 @@ print(json.dumps(out))
 """
 
 # (domain, size) -> is the freed block handed out again, per policy.
-#   32, 600, 16000, 30000: class sizes; 40000: past the classes (general small area);
-#   100000: the large area, where the block is the most recent one.
+#   32, 600, 16000, 30000, 40000: class sizes (up to 64 KiB); 100000: the large area,
+#   where the block is the most recent one.
 CASES = [
     (OBJ, 32, {"none": False, "last": True, "classes": True}),
     (MEM, 32, {"none": False, "last": True, "classes": True}),
@@ -37,7 +37,7 @@ CASES = [
     (MEM, 600, {"none": False, "last": True, "classes": True}),
     (OBJ, 16000, {"none": False, "last": True, "classes": True}),
     (OBJ, 30000, {"none": False, "last": True, "classes": True}),
-    (OBJ, 40000, {"none": False, "last": True, "classes": False}),
+    (OBJ, 40000, {"none": False, "last": True, "classes": True}),
     (MEM, 100000, {"none": False, "last": True, "classes": True}),
     (RAW, 32, {"none": False, "last": False, "classes": False}),  # RAW never reclaims
     (RAW, 100000, {"none": False, "last": False, "classes": False}),
