@@ -42,6 +42,7 @@ atfork_child(void)
      * inside the condition wait at the fork, leaving the condition variable's
      * internal state mid-way: make both anew rather than trust the copy. */
     prefault.running = 0;
+    prefault.stopped_at = 0;  /* the child's count of threads is not checked */
     prim_lock_reinit(&prefault.lock);
     prim_cond_reinit(&prefault.wake);
     UNLOCK(fallback.lock);

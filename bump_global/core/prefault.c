@@ -50,6 +50,7 @@ static struct {
     uintptr_t busy;     /* atomic: 1 while no core is idle (the program populates) */
     uintptr_t since_check;  /* bytes the program populated since it last looked */
     uint64_t by_program;    /* atomic: bytes the program populated itself */
+    uint64_t stopped_at;    /* prim_now_ns() of the last prefault_stop (under `lock`) */
     prim_thread_t thread;
     prim_lock_t lock;
     prim_cond_t wake;
@@ -122,6 +123,14 @@ huge_pages_apply(void)
     }
 }
 
+/* After prefault_stop (os.fork's `before` hook) the thread is not started
+ * again for this long.  Since 3.12 os.fork counts the process's threads after
+ * the fork, in the parent, to warn about forking a multi-threaded process; on
+ * 3.13 the after_in_parent hooks run first, and an allocation there (or in the
+ * fork itself) that crossed a chunk boundary restarted the thread in time to
+ * be counted (seen once in CI).  Meanwhile chunks fault on demand. */
+#define PREFAULT_FORK_QUIET_NS ((uint64_t)100 * 1000 * 1000)
+
 /* Ask the thread to fault area `which` (0 small, 1 large) in ahead of `top`,
  * starting it if needed; `taken` is the budget charged so far. */
 static void
@@ -144,6 +153,11 @@ prefault_ask(int which, uintptr_t top, uintptr_t taken)
         return;
     }
     LOCK(prefault.lock);
+    if (!prefault.running && prefault.stopped_at != 0 &&
+        prim_now_ns() - prefault.stopped_at < PREFAULT_FORK_QUIET_NS) {
+        UNLOCK(prefault.lock);  /* just stopped for os.fork: not yet (see there) */
+        return;
+    }
     if (!prefault.running) {
         ATOMIC_STORE(&prefault.stop, 0);
         prefault.running = prim_thread_start(&prefault.thread, prefault_main, 64 << 10);
@@ -212,6 +226,7 @@ static PyObject *
 core_prefault_stop(PyObject *self, PyObject *unused)
 {
     LOCK(prefault.lock);
+    prefault.stopped_at = prim_now_ns();
     int running = prefault.running;
     if (running) {
         ATOMIC_STORE(&prefault.stop, 1);

@@ -16,6 +16,7 @@
  *   prim_shared_page(&fd)          one page shared between processes (Linux;
  *                                  NULL elsewhere): the shared budget
  *   prim_pid(), prim_process_gone(pid)  this process; whether pid has ended
+ *   prim_now_ns()                  a monotonic clock
  *   locks, a condition variable, a thread, and fork handlers.
  * PRIM_HAVE_PREFAULT says whether prefaulting is offered here (Linux).
  */
@@ -24,6 +25,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <time.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -268,6 +270,15 @@ static void
 prim_os_free(void *p, size_t len)
 {
     munmap(p, len);
+}
+
+/* A monotonic clock in nanoseconds (never 0 once the machine is up). */
+static uint64_t
+prim_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + 1;
 }
 
 static uint64_t

@@ -137,6 +137,12 @@ prim_reserve(size_t len)
 }
 
 static uint64_t
+prim_now_ns(void)
+{
+    return (uint64_t)GetTickCount64() * 1000000u + 1;
+}
+
+static uint64_t
 prim_pid(void)
 {
     return (uint64_t)GetCurrentProcessId();
