@@ -112,6 +112,20 @@ shared_join(shared_budget_t *s, uint64_t taken)
     return NULL;
 }
 
+/* Once the shared budget is full, every allocation that needs a chunk asks
+ * again (and falls back): reaping, a kill(pid, 0) per other process, is done
+ * at most once per SHARED_REAP_NS, not on each of those asks. */
+#define SHARED_REAP_NS ((uint64_t)10 * 1000 * 1000)
+static uint64_t shared_reaped_at;  /* atomic: prim_now_ns() of the last reap here */
+
+static int
+shared_reap_now(void)
+{
+    uint64_t now = prim_now_ns(), last = ATOMIC_LOAD(&shared_reaped_at);
+    return (last == 0 || now - last >= SHARED_REAP_NS) &&
+           ATOMIC_CAS(&shared_reaped_at, last, now);
+}
+
 /* Take n bytes from the shared budget, `slack` bytes beyond its limit allowed
  * (the emergency reserve, once released).  1 if there is no shared budget.
  * Charged first, then checked: two processes racing for the last bytes may
@@ -126,7 +140,8 @@ shared_charge(uintptr_t n, uintptr_t slack)
     }
     ATOMIC_ADD(&me->charged, n);
     uint64_t limit = s->limit + slack;
-    if (shared_used(s) <= limit || (shared_reap(s) && shared_used(s) <= limit)) {
+    if (shared_used(s) <= limit || (shared_reap_now() && shared_reap(s) &&
+                                    shared_used(s) <= limit)) {
         return 1;
     }
     ATOMIC_SUB(&me->charged, n);
@@ -161,6 +176,7 @@ shared_budget_atfork_child(void)
 {
     if (shared_budget != NULL) {
         shared_refused = 0;
+        shared_reaped_at = 0;
         shared_slot = shared_join(shared_budget, 0);
         if (shared_slot == NULL) {
             shared_budget = NULL;
