@@ -79,6 +79,33 @@ def test_classes_realloc_keeps_contents_and_picks_the_right_block(py):
             assert not same, (size, new)
 
 
+def test_classes_give_empty_pages_to_another_class_and_calloc_clears_them(py):
+    out = json.loads(py("""
+        import json
+        import bump_global
+        bump_global.install("1G", reclaim="classes")
+        # 20,000 blocks of one class (about 1 KiB each), all written, then freed:
+        # every page of that class but its current one has no live block left.
+        blocks = [b"x" * 1000 + bytes([i % 256]) for i in range(20000)]
+        s0 = bump_global.stats()
+        del blocks
+        s1 = bump_global.stats()
+        # 5,000 calloc'ed blocks of another class (bytes(n) asks for zeroed memory).
+        zeros = [bytes(3000) for _ in range(5000)]
+        s2 = bump_global.stats()
+        print(json.dumps({"all_zero": all(z.count(0) == 3000 for z in zeros),
+                          "freed": s0.used - s1.used,
+                          "grown": s2.consumed - s1.consumed,
+                          "used_again": s2.used - s1.used}))
+    """).stdout)
+    assert out["all_zero"], "a block bumped from a page that held other blocks was not cleared"
+    assert out["freed"] > 18 << 20  # the freed blocks count as unused at once
+    # 15 MB of new blocks, and the region grew by under 2 MiB: they took the
+    # first class's empty pages instead of fresh ones.
+    assert out["used_again"] > 14 << 20
+    assert out["grown"] < 2 << 20
+
+
 CHURN = """
 import json, sys
 import bump_global

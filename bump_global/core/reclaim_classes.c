@@ -1,26 +1,35 @@
 /*
  * core/reclaim_classes.c -- reclaim="classes" (MEM/OBJ only), the slab
  * pattern, as pymalloc's pools: requests up to CLASS_MAX bytes are rounded to
- * one of NCLASSES - 1 size classes; each class bumps through pages of
+ * one of NCLASSES - 1 size classes; each class allocates from pages of
  * CLASS_PAGE bytes that hold only its blocks.  A block's class comes from its
  * address: class_map has one byte per CLASS_PAGE of the small area (0: not a
  * class page), so there are no headers.
  *
- * Free lists are per page (mimalloc's free-list sharding; pymalloc's pools
- * do the same): a free block goes on its own page's list, threaded through
- * its first word.  Each class allocates from one current page's list (held
- * in the class, so the fast path is one pop) until it is empty, then takes
- * another page that has free blocks (its `avail` list), and bumps a fresh
- * page only when none has.  So blocks allocated together sit together, as
- * they do under pymalloc.  One global list per class (the first version) let
- * a churning program's new objects scatter over every page of their class:
- * the GC's walks over them cost twice pymalloc's on deltablue, which made
- * the whole run 1.2 to 1.46 times slower while the allocator itself was
- * faster (docs/performance.md).  Larger requests take the default
- * paths (hooks.c); a freed large block is rolled back if it is the last, else
- * its whole pages go back to the OS.  Class pages come fresh from the cursor,
- * so a bumped class block is zero; calloc clears only blocks taken from a
- * free list.  Under the GIL.
+ * Pages.  Each class has one current page: its free list and what is left to
+ * bump of it sit in the class's cache line, so the fast path is one pop or one
+ * bump.  A free to another page goes on that page's own list (mimalloc's
+ * free-list sharding; pymalloc's pools do the same) and lists the page in the
+ * class's `avail` list.  When the current page has neither a free block nor
+ * room to bump, the class takes a page from `avail`, else an empty page, else
+ * a fresh one from the cursor.  So blocks allocated together sit together, as
+ * they do under pymalloc: one global list per class (the first version) let a
+ * churning program's new objects scatter over every page of their class, and
+ * the GC's walks over them cost twice pymalloc's on deltablue.
+ *
+ * Empty pages.  Every page counts its live blocks (the current page's count
+ * is in the class line).  A page whose last block is freed leaves its class
+ * and joins the empty pages, which any class takes before a fresh page
+ * (pymalloc gives an empty pool back to its arena the same way), and which a
+ * class then *bumps* through: bumping only stores to the new block, where
+ * popping a free list loads from it, and a block freed long ago is a cache
+ * miss (perf annotate on pyflakes put 88% of the malloc hook's samples on that
+ * load, docs/performance.md).  An empty page holds old bytes, so calloc clears
+ * what a class bumps from one (`class_dirty`); a fresh page is zero.
+ *
+ * Larger requests take the default paths (hooks.c); a freed large block is
+ * rolled back if it is the last, else its whole pages go back to the OS.
+ * Under the GIL.
  */
 
 #define CLASS_SHIFT 16
@@ -34,30 +43,32 @@
  * its 47 MiB peak).  A page of the classes past 32 KiB holds one block; the
  * rest of the page is never touched, so it costs address space only. */
 
-/* One per CLASS_PAGE of the small area (class_pages, parallel to class_map):
- * the free blocks of a class page that is not its class's current page, and
- * its link in the class's list of such pages with free blocks.  `next` is
- * NULL while the page is not on that list (its tail points at PAGE_LIST_END). */
+/* One per CLASS_PAGE of the small area (class_pages, parallel to class_map).
+ * For a page that is not its class's current page: its free blocks, its live
+ * blocks, and its links in its class's `avail` list (while `listed`) or in
+ * the list of empty pages (`next` only). */
 typedef struct class_page_s {
     void *free;
     struct class_page_s *next;
+    struct class_page_s *prev;
+    uint32_t live;
+    uint32_t listed;
 } class_page_t;
 
-#define PAGE_LIST_END ((class_page_t *)1)
-
-/* Per class, one cache line (64 bytes, aligned) holds its state and counters:
- * a pop or a push to the current page touches that line only (a push to
- * another page also its class_page_t) and adds one counter (stats() sums
- * them), and the line's address is k << 6 from the table (one shift). */
+/* Per class, one cache line (64 bytes, aligned) holds the current page and
+ * the counters: a pop, a bump or a free to the current page touches that
+ * line only, and the line's address is k << 6 from the table (one shift).
+ * Blocks of class k alive: bumps + pops - pushes (stats() sums them). */
 typedef struct {
     void *free;           /* free blocks of the current page */
-    class_page_t *page;   /* the current page (NULL before the first switch) */
-    class_page_t *avail;  /* other pages with free blocks (PAGE_LIST_END: none) */
-    uintptr_t top;        /* next block of the newest page */
-    uintptr_t end;        /* end of the newest page */
-    size_t size;          /* block size of the class */
+    class_page_t *page;   /* the current page (NULL before the first) */
+    uintptr_t top;        /* next block to bump in the current page */
+    uintptr_t end;        /* end of the current page's bump room */
+    uint32_t size;        /* block size of the class */
+    uint32_t live;        /* blocks of the current page handed out, not freed */
     uint64_t pushes;      /* frees put on a free list */
-    uint64_t pops;        /* allocations served from one; pushes - pops are free */
+    uint64_t pops;        /* allocations served from a free list */
+    uint64_t bumps;       /* allocations bumped from a page */
 } class_t;
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -68,6 +79,12 @@ static __declspec(align(64)) class_t classes[NCLASSES];
 static unsigned char *class_map;   /* one byte per CLASS_PAGE of the small area */
 static class_page_t *class_pages;  /* one per CLASS_PAGE of the small area */
 static arena_t class_arena;        /* takes chunks from the cursor for class pages */
+/* Cold state, out of the class lines: */
+static class_page_t *class_avail[NCLASSES];  /* pages with free blocks, not current */
+static unsigned char class_dirty[NCLASSES];  /* the current page was an empty page */
+static class_page_t *class_empty;            /* empty pages, any class may take one */
+static uint64_t class_empty_pages;           /* how many (stats) */
+static uint64_t class_pages_taken;           /* fresh pages carved from class_arena */
 
 /* The class of a request of n <= CLASS_MAX bytes. */
 ALWAYS_INLINE unsigned
@@ -84,50 +101,69 @@ static void
 classes_init(void)
 {
     for (unsigned k = 1; k < NCLASSES; k++) {
-        classes[k].avail = PAGE_LIST_END;
         if (k <= 32) {
-            classes[k].size = (size_t)k << 4;
+            classes[k].size = (uint32_t)(k << 4);
         }
         else {
             unsigned octave = 9 + (k - 33) / 4, quarter = (k - 33) % 4;
-            classes[k].size = ((size_t)1 << octave) + ((size_t)(quarter + 1) << (octave - 2));
+            classes[k].size = (uint32_t)(((size_t)1 << octave) +
+                                         ((size_t)(quarter + 1) << (octave - 2)));
         }
     }
 }
 
-/* Give class k a new page, carved CLASS_PAGE-aligned (relative to the base)
- * from class_arena, and bump its first block.  NULL when the region is full. */
-static NOINLINE void *
-class_new_page(unsigned k)
+ALWAYS_INLINE uintptr_t
+class_page_addr(const class_page_t *pg)
+{
+    return region.base + ((uintptr_t)(pg - class_pages) << CLASS_SHIFT);
+}
+
+/* A fresh page carved CLASS_PAGE-aligned (relative to the base) from
+ * class_arena; 0 when the region is full. */
+static uintptr_t
+class_fresh_page(void)
 {
     arena_t *a = &class_arena;
-    class_t *c = &classes[k];
     for (int attempt = 0; attempt < 2; attempt++) {
         uintptr_t page = region.base + ROUND_UP(a->top - region.base, CLASS_PAGE);
         if (a->end != 0 && page >= a->top && page <= a->end &&
             a->end - page >= CLASS_PAGE) {
-            a->waste += (page - a->top) + (c->end - c->top);
+            a->waste += page - a->top;  /* the alignment gap */
             a->top = page + CLASS_PAGE;
-            class_map[(page - region.base) >> CLASS_SHIFT] = (unsigned char)k;
-            c->top = page + c->size;
-            c->end = page + CLASS_PAGE;
+            class_pages_taken++;
             ASSERT(IS_ALIGNED(page) && page + CLASS_PAGE <= region.end);
-            gil_arena.c.allocations++;
-            return (void *)page;
+            return page;
         }
         /* Enough for an aligned page wherever the chunk starts. */
         if (!arena_refill(a, 2 * CLASS_PAGE, GIL_CHUNK, 0)) {
-            return NULL;
+            return 0;
         }
     }
-    return NULL;
+    return 0;
 }
 
-/* A block of class c: from the current page's free list, else bumped from
- * the newest page when no other page has free blocks; NULL otherwise (the
- * cold path switches pages or takes a new one).  *reused says which (calloc
- * must clear a reused block; where the caller ignores it, the compiler drops
- * it). */
+/* Unlink pg from class k's avail list. */
+static void
+class_unlist(unsigned k, class_page_t *pg)
+{
+    if (pg->prev != NULL) {
+        pg->prev->next = pg->next;
+    }
+    else {
+        class_avail[k] = pg->next;
+    }
+    if (pg->next != NULL) {
+        pg->next->prev = pg->prev;
+    }
+    pg->next = pg->prev = NULL;
+    pg->listed = 0;
+}
+
+/* A block of class c from its current page: a pop from its free list, else a
+ * bump; NULL when the page has neither (the cold path changes pages).
+ * *reused says a pop (calloc must clear that block; a bump it clears only
+ * from a page that was empty: class_dirty).  Where the caller ignores
+ * *reused, the compiler drops it. */
 ALWAYS_INLINE void *
 class_take(class_t *c, int *reused)
 {
@@ -136,53 +172,83 @@ class_take(class_t *c, int *reused)
     if (likely(b != NULL)) {
         c->free = *(void **)b;
         c->pops++;
+        c->live++;
         return b;
     }
     uintptr_t top = c->top;
-    if (likely(c->avail == PAGE_LIST_END && c->size <= c->end - top)) {
+    if (likely(c->size <= c->end - top)) {
         c->top = top + c->size;
-        gil_arena.c.allocations++;
+        c->bumps++;
+        c->live++;
         return (void *)top;
     }
     return NULL;
 }
 
-/* The current page's list is empty: make the first page of `avail` current
- * and pop from it.  NULL if no page has free blocks. */
-static void *
-class_switch_page(class_t *c)
+/* Class k's current page is used up: make the next one current (a page of
+ * the class with free blocks, else an empty page, else a fresh one) and take
+ * a block from it.  NULL when the region is full. */
+static NOINLINE void *
+class_next_page(unsigned k, int *reused)
 {
-    class_page_t *pg = c->avail;
-    if (pg == PAGE_LIST_END) {
-        return NULL;
+    class_t *c = &classes[k];
+    if (c->page != NULL) {
+        c->page->live = c->live;  /* no free block, nothing to bump: full */
+        c->page->free = NULL;
     }
-    c->avail = pg->next;
-    pg->next = NULL;
-    c->page = pg;
-    void *b = pg->free;  /* not NULL: a listed page has free blocks */
+    class_page_t *pg = class_avail[k];
+    if (pg != NULL) {
+        class_unlist(k, pg);
+        ASSERT(pg->free != NULL);
+        c->page = pg;
+        c->free = pg->free;
+        pg->free = NULL;
+        c->live = pg->live;
+        c->top = c->end = 0;
+        return class_take(c, reused);
+    }
+    uintptr_t page;
+    if (class_empty != NULL) {
+        pg = class_empty;
+        class_empty = pg->next;
+        class_empty_pages--;
+        page = class_page_addr(pg);
+        class_dirty[k] = 1;
+    }
+    else {
+        page = class_fresh_page();
+        if (page == 0) {
+            return NULL;
+        }
+        pg = &class_pages[(page - region.base) >> CLASS_SHIFT];
+        class_dirty[k] = 0;
+    }
+    class_map[(page - region.base) >> CLASS_SHIFT] = (unsigned char)k;
     pg->free = NULL;
-    ASSERT(b != NULL);
-    c->free = *(void **)b;
-    c->pops++;
-    return b;
+    pg->next = pg->prev = NULL;
+    pg->listed = 0;
+    pg->live = 0;
+    c->page = pg;
+    c->free = NULL;
+    c->live = 0;
+    c->top = page;
+    c->end = page + CLASS_PAGE;
+    return class_take(c, reused);
 }
 
-/* A block of n <= CLASS_MAX bytes, from a new page if need be. */
+/* A block of n <= CLASS_MAX bytes, from another page if need be. */
 ALWAYS_INLINE void *
 class_alloc(size_t n, int *reused)
 {
     unsigned k = class_of(n);
     void *p = class_take(&classes[k], reused);
-    if (likely(p != NULL)) {
-        return p;
+    if (unlikely(p == NULL)) {
+        p = class_next_page(k, reused);
     }
-    p = class_switch_page(&classes[k]);
-    if (p != NULL) {
-        *reused = 1;
-        return p;
+    if (!*reused) {
+        *reused = class_dirty[k];  /* bumped from a page that was empty */
     }
-    *reused = 0;
-    return class_new_page(k);
+    return p;
 }
 
 /* The class of a small-area block (0: not in a class page), or -1 when p is
@@ -197,8 +263,23 @@ class_of_block(uintptr_t p)
     return -1;
 }
 
+/* Page pg of class k (not its current page) has no live block left: it
+ * joins the empty pages (cold). */
+static NOINLINE void
+class_page_empty(unsigned k, class_page_t *pg)
+{
+    if (pg->listed) {
+        class_unlist(k, pg);
+    }
+    pg->free = NULL;
+    pg->next = class_empty;
+    class_empty = pg;
+    class_empty_pages++;
+}
+
 /* Free block p of class k: onto the current page's list (in the class's
- * line), else onto its own page's list, listing that page if it was not. */
+ * line), else onto its own page's list, listing that page if it was not, or
+ * giving the page up when that was its last block. */
 ALWAYS_INLINE void
 class_push(unsigned k, void *p)
 {
@@ -209,13 +290,24 @@ class_push(unsigned k, void *p)
     if (likely(pg == c->page)) {
         *(void **)p = c->free;
         c->free = p;
+        c->live--;
+        return;
+    }
+    ASSERT(pg->live > 0);
+    if (unlikely(--pg->live == 0)) {
+        class_page_empty(k, pg);
         return;
     }
     *(void **)p = pg->free;
     pg->free = p;
-    if (pg->next == NULL) {
-        pg->next = c->avail;
-        c->avail = pg;
+    if (!pg->listed) {
+        pg->listed = 1;
+        pg->prev = NULL;
+        pg->next = class_avail[k];
+        if (pg->next != NULL) {
+            pg->next->prev = pg;
+        }
+        class_avail[k] = pg;
     }
 }
 
@@ -264,7 +356,7 @@ hook_calloc_classes(const domain_t *d, size_t nelem, size_t elsize)
             return exhausted(d, nelem, elsize, 1);
         }
         if (reused) {
-            memset(p, 0, n);  /* a bumped block is fresh memory, already zero */
+            memset(p, 0, n);  /* a block bumped from a fresh page is already zero */
         }
         return p;
     }
@@ -326,26 +418,38 @@ hook_realloc_classes(const domain_t *d, void *p, size_t n)
     return q;
 }
 
-/* Bytes of the class pages not holding live blocks: free lists and the
- * unbumped tails of the current pages; adds the classes' counters to *sum
- * if given.  Under the GIL. */
+/* Bytes of the class pages not holding live blocks: the pages carved, less
+ * the live blocks of every class (bumps + pops - pushes), plus the class
+ * arena's alignment gaps and unused chunk tail.  Adds the classes' counters to
+ * *sum if given.  Under the GIL (the sampler thread computes the same from
+ * relaxed reads: sampler.c). */
+static uint64_t
+class_unused_bytes(uint64_t pages_taken, uint64_t arena_unused, uint64_t live_bytes)
+{
+    uint64_t carved = pages_taken * CLASS_PAGE + arena_unused;
+    return live_bytes < carved ? carved - live_bytes : 0;
+}
+
 static uint64_t
 classes_unused(counters_t *sum)
 {
-    uint64_t unused_bytes = 0;
     if (class_map == NULL) {
         return 0;
     }
+    uint64_t live_bytes = 0;
     for (unsigned k = 1; k < NCLASSES; k++) {
         const class_t *c = &classes[k];
-        unused_bytes += (c->end - c->top) + (c->pushes - c->pops) * c->size;
+        live_bytes += (c->bumps + c->pops - c->pushes) * c->size;
         if (sum != NULL) {
+            sum->allocations += c->bumps;
             sum->frees_reclaimed += c->pushes;
             sum->bytes_reclaimed += c->pushes * c->size;
             sum->allocations_reused += c->pops;
         }
     }
-    return unused_bytes + class_arena.waste + (class_arena.end - class_arena.top);
+    return class_unused_bytes(class_pages_taken,
+                              class_arena.waste + (class_arena.end - class_arena.top),
+                              live_bytes);
 }
 
 #define DEFINE_CLASSES_HOOKS(name, dom)                                        \

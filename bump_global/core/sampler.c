@@ -136,8 +136,8 @@ typedef struct {
     uint64_t cursor, large_top;
     uint64_t gil_waste, gil_end, gil_top;
     uint64_t raw_waste, raw_end, raw_top;
-    uint64_t cls_waste, cls_end, cls_top;
-    uint64_t classes_unused;
+    uint64_t cls_waste, cls_end, cls_top, cls_pages;
+    uint64_t cls_live_bytes;
 } used_view_t;
 
 static uint64_t
@@ -157,20 +157,20 @@ sampler_read_view(used_view_t *v)
     v->raw_waste = RELAXED(raw_arena.waste);
     v->raw_end = RELAXED(raw_arena.end);
     v->raw_top = RELAXED(raw_arena.top);
-    v->cls_waste = v->cls_end = v->cls_top = v->classes_unused = 0;
+    v->cls_waste = v->cls_end = v->cls_top = v->cls_pages = v->cls_live_bytes = 0;
     if (RELAXED(class_map) == NULL) {
         return;
     }
     v->cls_waste = RELAXED(class_arena.waste);
     v->cls_end = RELAXED(class_arena.end);
     v->cls_top = RELAXED(class_arena.top);
+    v->cls_pages = RELAXED(class_pages_taken);
     for (unsigned k = 1; k < NCLASSES; k++) {
         class_t *c = &classes[k];
-        uint64_t pops = RELAXED(c->pops);  /* before pushes: pushes - pops >= 0 */
-        uint64_t pushes = RELAXED(c->pushes);
+        uint64_t pushes = RELAXED(c->pushes);  /* before the others: live >= 0 */
+        uint64_t taken = RELAXED(c->bumps) + RELAXED(c->pops);
         uint64_t size = RELAXED(c->size);
-        v->classes_unused += span_or_zero(RELAXED(c->end), RELAXED(c->top)) +
-                             (pushes > pops ? (pushes - pops) * size : 0);
+        v->cls_live_bytes += taken > pushes ? (taken - pushes) * size : 0;
     }
 }
 
@@ -191,8 +191,11 @@ sampler_used(used_view_t *view)
     uint64_t consumed = (view->cursor - region.base) + (view->large_top - region.end);
     uint64_t unused_bytes = view->gil_waste + span_or_zero(view->gil_end, view->gil_top) +
                             view->raw_waste + span_or_zero(view->raw_end, view->raw_top) +
-                            view->cls_waste + span_or_zero(view->cls_end, view->cls_top) +
-                            view->classes_unused;
+                            (view->cls_pages == 0 && view->cls_waste == 0 ? 0 :
+                             class_unused_bytes(view->cls_pages,
+                                                view->cls_waste +
+                                                span_or_zero(view->cls_end, view->cls_top),
+                                                view->cls_live_bytes));
     return unused_bytes < consumed ? consumed - unused_bytes : 0;
 }
 
