@@ -97,14 +97,16 @@
  *     the arena knows no "last" block until the next allocation.
  *   - "classes" (the slab pattern, as pymalloc's pools): requests up to
  *     CLASS_MAX bytes are rounded to one of NCLASSES - 1 size classes; each
- *     class bumps through pages of CLASS_PAGE bytes that hold only its blocks
- *     and keeps a free list threaded through its free blocks' first word.  A
+ *     class bumps through pages of CLASS_PAGE bytes that hold only its blocks,
+ *     each page with a free list threaded through its free blocks' first word
+ *     and a count of its live blocks; a page whose blocks are all freed goes
+ *     to any class that needs a page (as pymalloc's empty pools do).  A
  *     block's class comes from its address: class_map has one byte per
  *     CLASS_PAGE of the small area (0: not a class page), so there are no
  *     headers.  A freed large block is rolled back if it is the last, else
  *     its whole pages go back to the OS (addresses are still never reused).
- *     Class pages come fresh from the cursor, so a bumped class block is zero;
- *     calloc clears only blocks taken from a free list.
+ *     calloc clears blocks taken from a free list and blocks bumped from a
+ *     page that held other blocks before; a fresh page is zero.
  * (core/reclaim_last.c, core/reclaim_classes.c.)
  * Reclaimed blocks count in frees_reclaimed/bytes_reclaimed, and those served
  * again from a free list in allocations_reused (each class counts its own
@@ -137,6 +139,9 @@
  *                          only files with platform #ifs.
  *   core/prefault.c        the prefault thread, huge pages (area_grew)
  *   core/budget.c          the budget the processes of a program share
+ *   core/recycle.c         an experiment, compiled only with -DBUMP_GLOBAL_RECYCLE
+ *                          (scripts/perf_recycle.py): dead units' pages moved
+ *                          to the bump frontier; nothing in normal builds
  *   core/region.c          the locks, the budget, commits, chunks (arena_refill)
  *   core/bump.c            the fast path: one bump
  *   core/large.c           the large area; release_pages
@@ -160,6 +165,7 @@
 #endif
 #include "core/prefault.c"
 #include "core/budget.c"
+#include "core/recycle.c"
 #include "core/region.c"
 #include "core/bump.c"
 #include "core/large.c"

@@ -27,6 +27,7 @@ bump(arena_t *a, size_t n, void **out)
         a->last = top;
         a->c.allocations++;
         CENSUS_ADD(top, 1);
+        RECYCLE_ALLOC(a, top);
         *out = (void *)top;
         return 1;
     }

@@ -162,6 +162,11 @@ core_install(PyObject *self, PyObject *args)
         }
         classes_init();
     }
+#ifdef BUMP_GLOBAL_RECYCLE
+    if (reclaim == RECLAIM_NONE) {
+        recycle_init((size_t)(size + EMERGENCY_RESERVE));
+    }
+#endif
 #ifdef BUMP_GLOBAL_CENSUS
     census = calloc((size_t)((size + EMERGENCY_RESERVE) >> CENSUS_SHIFT) + 1, sizeof(int32_t));
 #endif

@@ -262,5 +262,11 @@ static int32_t *census;
 #else
 #  define CENSUS_ADD(p, v) ((void)0)
 #endif
+#ifdef BUMP_GLOBAL_RECYCLE
+static size_t recycle_n;  /* dead units waiting for a chunk (core/recycle.c) */
+#  define RECYCLE_WAITING() (recycle_n > 0)
+#else
+#  define RECYCLE_WAITING() 0
+#endif
 
 #endif /* BUMP_GLOBAL_INTERNAL_H */
