@@ -69,7 +69,8 @@ atexit.register(_census)
 """
 
 
-def build(dest: Path, python: str) -> Path:
+def build(dest: Path, python: str, cflags: str = "-DBUMP_GLOBAL_CENSUS") -> Path:
+    """A copy of this checkout in dest/src with its C core built in place with cflags."""
     src = dest / "src"
     src.mkdir(parents=True)
     for name in ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md",
@@ -77,7 +78,7 @@ def build(dest: Path, python: str) -> Path:
         shutil.copy2(REPO / name, src / name)
     shutil.copytree(REPO / "bump_global", src / "bump_global",
                     ignore=shutil.ignore_patterns("*.so", "__pycache__"))
-    env = dict(os.environ, CFLAGS="-DBUMP_GLOBAL_CENSUS")
+    env = dict(os.environ, CFLAGS=cflags)
     subprocess.run([python, "setup.py", "-q", "build_ext", "--inplace"], cwd=src, env=env,
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return src
