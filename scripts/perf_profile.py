@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import random
 import re
 import subprocess
@@ -127,8 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gcx.mkdir(parents=True, exist_ok=True)
     (gcx / "sitecustomize.py").write_text(perf_variants.GCX_SITE)
     rng = random.Random(ns.seed)
-    base_env = {k: v for k, v in os.environ.items()
-                if not k.startswith(("BUMP_GLOBAL", "PYTHON", "GCX"))}
+    base_env = perf_variants.rp.base_env()
     totals: Dict[Tuple[str, str], Dict[str, int]] = collections.defaultdict(
         collections.Counter)
     with tempfile.TemporaryDirectory() as tmp:

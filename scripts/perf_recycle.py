@@ -64,8 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     python = str(ns.venv.resolve() / "bin" / "python")
     jobs = perf_variants.jobs_for(ns.jobs.split(","), ns.venv.resolve(), ns.work)
     rng = random.Random(ns.seed)
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("BUMP_GLOBAL", "PYTHON", "GCX"))}
+    base = perf_variants.rp.base_env()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         plain = build(root / "plain", python, "")

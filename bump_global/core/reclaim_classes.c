@@ -83,7 +83,6 @@ static arena_t class_arena;        /* takes chunks from the cursor for class pag
 static class_page_t *class_avail[NCLASSES];  /* pages with free blocks, not current */
 static unsigned char class_dirty[NCLASSES];  /* the current page was an empty page */
 static class_page_t *class_empty;            /* empty pages, any class may take one */
-static uint64_t class_empty_pages;           /* how many (stats) */
 static uint64_t class_pages_taken;           /* fresh pages carved from class_arena */
 
 /* The class of a request of n <= CLASS_MAX bytes. */
@@ -211,7 +210,6 @@ class_next_page(unsigned k, int *reused)
     if (class_empty != NULL) {
         pg = class_empty;
         class_empty = pg->next;
-        class_empty_pages--;
         page = class_page_addr(pg);
         class_dirty[k] = 1;
     }
@@ -274,7 +272,6 @@ class_page_empty(unsigned k, class_page_t *pg)
     pg->free = NULL;
     pg->next = class_empty;
     class_empty = pg;
-    class_empty_pages++;
 }
 
 /* Free block p of class k: onto the current page's list (in the class's

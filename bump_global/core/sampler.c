@@ -191,11 +191,10 @@ sampler_used(used_view_t *view)
     uint64_t consumed = (view->cursor - region.base) + (view->large_top - region.end);
     uint64_t unused_bytes = view->gil_waste + span_or_zero(view->gil_end, view->gil_top) +
                             view->raw_waste + span_or_zero(view->raw_end, view->raw_top) +
-                            (view->cls_pages == 0 && view->cls_waste == 0 ? 0 :
-                             class_unused_bytes(view->cls_pages,
-                                                view->cls_waste +
-                                                span_or_zero(view->cls_end, view->cls_top),
-                                                view->cls_live_bytes));
+                            class_unused_bytes(view->cls_pages,
+                                               view->cls_waste +
+                                               span_or_zero(view->cls_end, view->cls_top),
+                                               view->cls_live_bytes);
     return unused_bytes < consumed ? consumed - unused_bytes : 0;
 }
 
