@@ -23,7 +23,9 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -33,7 +35,6 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import perf_variants  # noqa: E402
-from perf_census import build  # noqa: E402
 
 SITE = """\
 import atexit, json, os
@@ -49,6 +50,21 @@ def _counts():
 
 atexit.register(_counts)
 """
+
+def build(dest: Path, python: str, cflags: str = "") -> Path:
+    """A copy of this checkout in dest/src with its C core built in place with cflags."""
+    src = dest / "src"
+    src.mkdir(parents=True)
+    for name in ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md",
+                 "bump_global_activate.pth"):
+        shutil.copy2(REPO / name, src / name)
+    shutil.copytree(REPO / "bump_global", src / "bump_global",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    env = dict(os.environ, CFLAGS=cflags)
+    subprocess.run([python, "setup.py", "-q", "build_ext", "--inplace"], cwd=src, env=env,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return src
+
 
 VARIANTS = ("pymalloc+gc", "bump", "bump-noprefault", "recycle", "recycle-noprefault")
 

@@ -173,7 +173,6 @@ hook_free(const domain_t *d, void *p)
         }
         else {
             COUNT(d, frees_ignored, 1);
-            CENSUS_ADD(p, -1);
             RECYCLE_FREE(d, p);
         }
         return;
@@ -269,7 +268,6 @@ hook_realloc(const domain_t *d, void *p, size_t n)
         release_pages(a, addr, avail);
     }
     else {
-        CENSUS_ADD(addr, -1);  /* the old block is garbage now */
         RECYCLE_FREE(d, addr);
     }
     return q;

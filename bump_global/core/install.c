@@ -167,9 +167,6 @@ core_install(PyObject *self, PyObject *args)
         recycle_init((size_t)(size + EMERGENCY_RESERVE));
     }
 #endif
-#ifdef BUMP_GLOBAL_CENSUS
-    census = calloc((size_t)((size + EMERGENCY_RESERVE) >> CENSUS_SHIFT) + 1, sizeof(int32_t));
-#endif
     if (prim_atfork(atfork_prepare, atfork_parent, atfork_child) != 0) {
         PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
         goto unpin;

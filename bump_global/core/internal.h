@@ -243,25 +243,6 @@ in_small_area(uintptr_t p)
     return p - region.base < region.end - region.base;
 }
 
-/* ---- census (measurement builds only) -------------------------------------
- * Compiled with -DBUMP_GLOBAL_CENSUS (scripts/perf_census.py builds such a copy),
- * the engine keeps, per CENSUS_CHUNK of the small area, the number of blocks
- * that start there and were neither freed nor moved: a run can then tell how
- * many whole chunks die (the question behind giving dead chunks' pages to the
- * bump frontier).  Normal builds compile these to nothing. */
-#define CENSUS_SHIFT 16  /* 64 KiB */
-#ifdef BUMP_GLOBAL_CENSUS
-static int32_t *census;
-#  define CENSUS_ADD(p, v)                                                     \
-       do {                                                                    \
-           if (census != NULL && in_small_area((uintptr_t)(p))) {              \
-               __atomic_fetch_add(&census[((uintptr_t)(p) - region.base) >>    \
-                                         CENSUS_SHIFT], (v), __ATOMIC_RELAXED); \
-           }                                                                   \
-       } while (0)
-#else
-#  define CENSUS_ADD(p, v) ((void)0)
-#endif
 #ifdef BUMP_GLOBAL_RECYCLE
 static size_t recycle_n;  /* dead units waiting for a chunk (core/recycle.c) */
 #  define RECYCLE_WAITING() (recycle_n > 0)

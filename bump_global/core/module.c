@@ -42,10 +42,6 @@ static PyMethodDef core_methods[] = {
     {"recycle_counts", core_recycle_counts, METH_NOARGS,
      "recycle_counts() -> (moves, deaths, failures, dead units waiting)."},
 #endif
-#ifdef BUMP_GLOBAL_CENSUS
-    {"census", core_census, METH_NOARGS,
-     "census() -> (chunks, dead chunks, chunks with at most 4 blocks, chunk bytes)."},
-#endif
     {NULL, NULL, 0, NULL}
 };
 

@@ -148,24 +148,3 @@ core_sample(PyObject *self, PyObject *unused)
     return Py_BuildValue("(KN)", (unsigned long long)used,
                          region_resident(cursor));
 }
-
-#ifdef BUMP_GLOBAL_CENSUS
-/* census() -> (chunks handed out, chunks with no block left, chunks with at
- * most 4, bytes per chunk): measurement builds only (see internal.h). */
-static PyObject *
-core_census(PyObject *self, PyObject *unused)
-{
-    if (census == NULL) {
-        Py_RETURN_NONE;
-    }
-    uintptr_t chunks = (ATOMIC_LOAD(&region.cursor) - region.base) >> CENSUS_SHIFT;
-    unsigned long long dead = 0, few = 0;
-    for (uintptr_t i = 0; i < chunks; i++) {
-        int32_t live = __atomic_load_n(&census[i], __ATOMIC_RELAXED);
-        dead += live <= 0;
-        few += live <= 4;
-    }
-    return Py_BuildValue("(KKKK)", (unsigned long long)chunks, dead, few,
-                         (unsigned long long)1 << CENSUS_SHIFT);
-}
-#endif
