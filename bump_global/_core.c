@@ -139,9 +139,6 @@
  *                          only files with platform #ifs.
  *   core/prefault.c        the prefault thread, huge pages (area_grew)
  *   core/budget.c          the budget the processes of a program share
- *   core/recycle.c         an experiment, compiled only with -DBUMP_GLOBAL_RECYCLE
- *                          (scripts/perf_recycle.py): dead units' pages moved
- *                          to the bump frontier; nothing in normal builds
  *   core/region.c          the locks, the budget, commits, chunks (arena_refill)
  *   core/bump.c            the fast path: one bump
  *   core/large.c           the large area; release_pages
@@ -165,7 +162,6 @@
 #endif
 #include "core/prefault.c"
 #include "core/budget.c"
-#include "core/recycle.c"
 #include "core/region.c"
 #include "core/bump.c"
 #include "core/large.c"

@@ -4,7 +4,7 @@
         [--jobs pyflakes,docutils,json_tool]
 
 Builds two copies of this checkout's C core: as shipped, and with
-``-DBUMP_GLOBAL_RECYCLE`` (core/recycle.c: per 64 KiB unit of the small area,
+experiments/recycle.patch applied and ``-DBUMP_GLOBAL_RECYCLE`` (core/recycle.c: per 64 KiB unit of the small area,
 the live blocks that start there; when a unit's last block dies, its physical
 pages move to the next chunk the arena takes, with one
 ``mremap(MREMAP_DONTUNMAP)``, instead of that chunk faulting fresh pages;
@@ -51,8 +51,12 @@ def _counts():
 atexit.register(_counts)
 """
 
+PATCH = REPO / "experiments" / "recycle.patch"
+
+
 def build(dest: Path, python: str, cflags: str = "") -> Path:
-    """A copy of this checkout in dest/src with its C core built in place with cflags."""
+    """A copy of this checkout in dest/src with its C core built in place with cflags;
+    with -DBUMP_GLOBAL_RECYCLE, experiments/recycle.patch is applied to the copy first."""
     src = dest / "src"
     src.mkdir(parents=True)
     for name in ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md",
@@ -60,6 +64,8 @@ def build(dest: Path, python: str, cflags: str = "") -> Path:
         shutil.copy2(REPO / name, src / name)
     shutil.copytree(REPO / "bump_global", src / "bump_global",
                     ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    if "BUMP_GLOBAL_RECYCLE" in cflags:
+        subprocess.run(["git", "apply", str(PATCH)], cwd=src, check=True)
     env = dict(os.environ, CFLAGS=cflags)
     subprocess.run([python, "setup.py", "-q", "build_ext", "--inplace"], cwd=src, env=env,
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -26,7 +26,6 @@ bump(arena_t *a, size_t n, void **out)
         a->top = top + sz;
         a->last = top;
         a->c.allocations++;
-        RECYCLE_ALLOC(a, top);
         *out = (void *)top;
         return 1;
     }

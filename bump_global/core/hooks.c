@@ -23,12 +23,6 @@ arena_bump_cold(arena_t *a, size_t n)
     if (a == &gil_arena && sz >= LARGE_MIN) {
         return large_alloc(a, n);
     }
-    if (sz > a->end - a->top && recycle_soft_end(a, sz)) {
-        void *q;
-        if (bump(a, n, &q)) {
-            return q;
-        }
-    }
     if (sz > a->end - a->top &&
         !arena_refill(a, sz, a == &raw_arena ? RAW_CHUNK : GIL_CHUNK, 0)) {
         return NULL;
@@ -173,7 +167,6 @@ hook_free(const domain_t *d, void *p)
         }
         else {
             COUNT(d, frees_ignored, 1);
-            RECYCLE_FREE(d, p);
         }
         return;
     }
@@ -187,9 +180,6 @@ resize_last(arena_t *a, uintptr_t p, size_t n, size_t granule)
 {
     ASSERT(p == a->last && p < a->top && a->top <= a->end);
     size_t sz = n == 0 ? ALIGNMENT : ROUND_UP(n, ALIGNMENT);
-    if (a == &gil_arena && RECYCLE_CROSSES(p, sz)) {
-        return 0;  /* the block moves: no block straddles two units */
-    }
     if (sz > a->end - p && !arena_refill(a, sz - (a->top - p), granule, 1)) {
         return 0;
     }
@@ -266,9 +256,6 @@ hook_realloc(const domain_t *d, void *p, size_t n)
     ARENA_UNLOCK(d);
     if (is_large && !d->is_raw) {
         release_pages(a, addr, avail);
-    }
-    else {
-        RECYCLE_FREE(d, addr);
     }
     return q;
 }

@@ -162,11 +162,6 @@ core_install(PyObject *self, PyObject *args)
         }
         classes_init();
     }
-#ifdef BUMP_GLOBAL_RECYCLE
-    if (reclaim == RECLAIM_NONE) {
-        recycle_init((size_t)(size + EMERGENCY_RESERVE));
-    }
-#endif
     if (prim_atfork(atfork_prepare, atfork_parent, atfork_child) != 0) {
         PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
         goto unpin;

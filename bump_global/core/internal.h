@@ -243,11 +243,4 @@ in_small_area(uintptr_t p)
     return p - region.base < region.end - region.base;
 }
 
-#ifdef BUMP_GLOBAL_RECYCLE
-static size_t recycle_n;  /* dead units waiting for a chunk (core/recycle.c) */
-#  define RECYCLE_WAITING() (recycle_n > 0)
-#else
-#  define RECYCLE_WAITING() 0
-#endif
-
 #endif /* BUMP_GLOBAL_INTERNAL_H */

@@ -38,10 +38,6 @@ static PyMethodDef core_methods[] = {
      "shared_budget() -> (limit, used, own, processes, refusals, refused here) or None."},
     {"region_resident", core_region_resident, METH_NOARGS,
      "region_resident() -> resident bytes of the used parts of the region, or None."},
-#ifdef BUMP_GLOBAL_RECYCLE
-    {"recycle_counts", core_recycle_counts, METH_NOARGS,
-     "recycle_counts() -> (moves, deaths, failures, dead units waiting)."},
-#endif
     {NULL, NULL, 0, NULL}
 };
 

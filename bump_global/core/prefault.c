@@ -177,8 +177,8 @@ static void
 area_grew(int which, uintptr_t top)
 {
     uintptr_t taken = ATOMIC_LOAD(&region.charged);
-    if (taken < PREFAULT_START || RECYCLE_WAITING()) {
-        return;  /* (the recycling experiment: dead units' pages come first) */
+    if (taken < PREFAULT_START) {
+        return;
     }
     huge_pages_apply();
     if (prefault.enabled && !ATOMIC_LOAD(&prefault.busy)) {
@@ -199,7 +199,7 @@ static void
 chunk_taken(uintptr_t lo, uintptr_t hi)
 {
     if (!prefault.enabled || !ATOMIC_LOAD(&prefault.busy) ||
-        ATOMIC_LOAD(&region.charged) < PREFAULT_START || RECYCLE_WAITING()) {
+        ATOMIC_LOAD(&region.charged) < PREFAULT_START) {
         return;
     }
     prefault.since_check += hi - lo;

@@ -119,13 +119,6 @@ arena_refill(arena_t *a, size_t need, size_t granule, int in_place_only)
             ASSERT(IS_ALIGNED(a->top) && a->top + need <= a->end && a->end <= region.end);
             area_grew(0, a->top);
             chunk_taken(cur, new_end);  /* [cur, new_end) was just taken */
-            if (a == &gil_arena) {
-                recycle_into(cur, new_end);
-                recycle_clamp(a);
-            }
-            else {
-                recycle_pin(cur, new_end);
-            }
             return 1;
         }
         uncharge(grabbed);
