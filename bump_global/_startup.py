@@ -151,16 +151,10 @@ def installed() -> None:
 
 
 def apply_gc_policy(policy: str) -> None:
-    """Apply gc policy `policy` ("keep", "relaxed" or "off") to CPython's cyclic GC."""
-    import gc
+    """Apply gc policy `policy` to CPython's cyclic GC (bump_global/_gc.py)."""
+    from bump_global._gc import apply_gc_policy as apply
 
-    if policy == "off":
-        gc.disable()
-    elif policy == "relaxed":
-        # Ten times rarer young collections, and full ones (threshold2 is 0 where
-        # the interpreter does not use it).
-        young, middle, old = gc.get_threshold()
-        gc.set_threshold(young * 10, middle, old * 10)
+    apply(policy)
 
 
 def is_command_line() -> bool:

@@ -59,7 +59,7 @@ def test_start_up_loads_only_the_startup_module_and_the_core(py) -> None:
         import sys
         print(sorted(m for m in sys.modules if m.startswith("bump_global")), "mmap" in sys.modules)
     """, env={"BUMP_GLOBAL": "1"}).stdout
-    modules = ["bump_global", "bump_global._core", "bump_global._startup"]
+    modules = ["bump_global", "bump_global._core", "bump_global._gc", "bump_global._startup"]
     if sys.version_info >= (3, 12):  # the subinterpreter guards
         modules.append("bump_global._subinterp")
     assert out == f"{modules} False\n"
