@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import IO, Dict, List, Optional, Sequence, Tuple, Union
 
-from bump_global._config import DEFAULT_SIZE
+from bump_global._config import OPTIONS
 from bump_global._launch import (  # noqa: F401 - part of this module's interface
     PACKAGE_HINTS,
     PRELOAD_NAMES,
@@ -41,6 +41,8 @@ from bump_global._launch import (  # noqa: F401 - part of this module's interfac
     find_preload_libraries,
     measure,
 )
+
+DEFAULT_SIZE = OPTIONS["size"].default
 
 PROG = "bump-global compare"
 
@@ -408,9 +410,9 @@ def plot(path: str, summaries: Sequence[Summary], title: str) -> None:
 
 
 def _error(message: str) -> None:
-    from bump_global.commands import error
-
-    error(message)  # one prefix for every usage error of the command line
+    line = " ".join(str(message).split())
+    sys.stderr.write(f"bump-global: error: {line}\n")  # the command line's prefix
+    sys.stderr.flush()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,5 +1,17 @@
 """Every option of bump_global, defined, validated, defaulted and described once.
 
+An option is one :class:`Option` in :data:`INSTALL_OPTIONS` (what
+:func:`bump_global.install` takes) or :data:`SESSION_OPTIONS` (what to report at
+exit: ``bump-global run --report/--json/...`` and the ``BUMP_GLOBAL_REPORT...``
+variables).  Everything else derives from that one entry: its keyword and
+``Config`` field (the name), its environment variable (``BUMP_GLOBAL_`` + the
+name in capitals), its command-line flag (``--`` + the name with dashes), its
+validation (its kind, and its choices), its default, its help text (the CLI's
+``--help`` and :func:`bump_global.install`'s docstring) and the value the C core
+receives, by name (:meth:`Config.engine_options`).  Adding an install option is
+adding one entry here and its keyword to :func:`bump_global.install`; if the
+engine needs it, its field, parsing and use in the C core (core/install.c).
+
 An option is set in one of three places, and its errors name the spelling the
 user wrote:
 
@@ -11,34 +23,19 @@ environment   ``BUMP_GLOBAL_SIZE=4G`` ``"env"``            ``BUMP_GLOBAL_SIZE='4
 command line  ``run --size 4G``       ``"cli"``            ``--size '4G'``
 ============  ======================  ===================  =====================
 
-:data:`INSTALL_OPTIONS` are what :func:`bump_global.install` takes (the fields
-of :class:`Config`, in the order the C core's ``install`` receives them);
-:data:`SESSION_OPTIONS` say what to report at exit (``bump-global run`` and
-``BUMP_GLOBAL_REPORT``...).  The environment activation, the CLI (through
-:func:`add_arguments` and :func:`from_namespace`), the report and the
-benchmarks all read options from here: adding one means adding one
-:class:`Option` below (and, for an install option, a field of :class:`Config`
-and its place in the C core's ``install``).
+Also here: the sizes the options take (:func:`parse_size`, :func:`parse_bytes`,
+:func:`format_size`) and what the default size is half of (:func:`memory_limit`).
 
-Everything here is pure Python with no side effect and imports nothing beyond
-what every interpreter start-up has (no re, typing or dataclasses):
-``BUMP_GLOBAL=1`` installs through it at start-up.
+``BUMP_GLOBAL=1`` start-up (bump_global/_startup.py) reads the defaults from
+here, so this module imports nothing beyond the record base and what every
+interpreter start-up has (no re, typing, dataclasses or __future__: annotations
+are strings).
 """
 
-from __future__ import annotations
+import os
+import sys
 
-from bump_global._record import Record
-
-# MIN_SIZE (smallest region: one chunk of the GIL arena, GIL_CHUNK in the C core),
-# AUTO_SIZE_MAX (upper bound of the automatic default) and memory_limit() live in
-# the start-up module, which BUMP_GLOBAL=1 runs without importing this one.
-from bump_global._startup import (  # noqa: F401  (re-exported)
-    AUTO_SIZE_MAX,
-    MIN_SIZE,
-    UNKNOWN_MEMORY_SIZE,
-    auto_size,
-    memory_limit,
-)
+from bump_global._records import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -47,53 +44,18 @@ if TYPE_CHECKING:
 
     SizeLike = Union[int, str]
 
-#: The default region size: "auto" is half of the memory this machine (or the
-#: process's cgroup) has, so a program that never frees is served by the
-#: fallback allocator before it can take the machine down (see default_size()).
-DEFAULT_SIZE = "auto"
-DEFAULT_SCOPE = "python"
-DEFAULT_ON_EXHAUSTED = "fallback"
-DEFAULT_GC = "relaxed"  # chosen from docs/benchmarks.md: see the README
-DEFAULT_RECLAIM = "none"
-
-
-#: Address space kept beyond `size` for on_exhausted="error" (EMERGENCY_RESERVE in
-#: the C core; tests/test_core_layout.py checks that they agree).
-EMERGENCY_RESERVE = 4 << 20
-
-#: scope name -> (code shared with the C core, description).
-SCOPES = {
-    "objects": (1, "OBJ domain only (PyObject_Malloc: Python objects)"),
-    "python": (2, "RAW + MEM + OBJ: everything Python allocates"),
-    "raw": (3, "RAW domain only (PyMem_RawMalloc); the one scope of free-threaded builds"),
-}
-
-#: gc policy name -> (code kept by the C core, description).
-GC_POLICIES = {
-    "keep": (1, "CPython's cyclic GC as configured"),
-    "relaxed": (2, "collections 10 times rarer (young and full); finalizers of cyclic "
-                   "garbage run later"),
-    "off": (3, "gc.disable(): cyclic garbage is never collected, its finalizers never run"),
-}
-
-#: reclaim policy name -> (code shared with the C core, description).
-RECLAIM = {
-    "none": (0, "free gives nothing back: every block is fresh memory (bump allocation)"),
-    "last": (1, "freeing the most recent block moves the bump pointer back to it"),
-    "classes": (2, "blocks up to 64 KiB in size classes with free lists, reused like "
-                   "pymalloc's; freed large blocks give their pages back"),
-}
-
-#: policy name -> (code shared with the C core, description).
-ON_EXHAUSTED = {
-    "fallback": (1, "the previous allocator serves the request; the program keeps running"),
-    "error": (2, "the allocation fails and Python raises MemoryError"),
-}
-
 ENV_PREFIX = "BUMP_GLOBAL"
 TRUE_VALUES = ("1", "true", "yes", "on")
-#: Keep in sync with the test in bump_global_activate.pth (it skips these without importing).
+#: The test in bump_global_activate.pth skips these without importing anything.
 FALSE_VALUES = ("", "0", "false", "no", "off")
+
+#: Smallest region accepted: one chunk of the GIL arena (GIL_CHUNK in the C core,
+#: exported as _core.MIN_SIZE; tests/test_core_layout.py checks that they agree).
+MIN_SIZE = 1 << 20
+#: Upper bound of the automatic default size, whatever the machine.
+AUTO_SIZE_MAX = 1 << 40
+#: The default size where the machine's memory is unknown.
+UNKNOWN_MEMORY_SIZE = 16 << 30
 
 _UNITS = {
     "": 1, "b": 1,
@@ -102,22 +64,52 @@ _UNITS = {
     "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
     "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
 }
-_SIZE_HELP = (
-    "expected a number of bytes or a string such as '512M', '4G', '64GiB' "
-    "(units B, K, M, G, T, with optional 'B' or 'iB'; all are powers of 1024), or 'auto'"
-)
+_UNITS_HELP = "units B, K, M, G, T, with optional 'B' or 'iB'; all are powers of 1024"
+_SIZE_HELP = (f"expected a number of bytes or a string such as '512M', '4G', '64GiB' "
+              f"({_UNITS_HELP}), or 'auto'")
 _FLAG_HELP = "expected 1, true, yes or on (enable), or 0, false, no, off or empty (disable)"
 
 
-class OptionError(ValueError):
-    """A bad option value; the message is one line naming what the user set."""
+def _error(message: str) -> Exception:
+    from bump_global._errors import OptionError
+
+    return OptionError(message)
 
 
-# ------------------------------------------------------------------ values
+# ------------------------------------------------------------------ sizes
 
 
-def parse_size(value: SizeLike) -> int:
-    """Return `value` (an int of bytes or a string such as ``"4G"``) in bytes.
+def parse_bytes(value: "SizeLike", what: str = "size", minimum: int = 0) -> int:
+    """`value` (an int, or a string such as ``"512K"``, ``"1.5 MiB"``) in bytes.
+
+    Units are binary: ``K``, ``KB`` and ``KiB`` all mean 1024 bytes; ``_`` may
+    separate digits.  Raises ValueError naming `what` and saying what is
+    accepted; values below `minimum` are refused.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"invalid {what} {value!r}: expected an int or a size such as "
+                         f"'512K', '10 MB' ({_UNITS_HELP})")
+    if isinstance(value, int):
+        number = value
+    else:
+        text = value.strip().replace("_", "")
+        digits = len(text) - len(text.lstrip("0123456789."))
+        head, unit = text[:digits], text[digits:].strip().lower()
+        if (unit not in _UNITS or head.count(".") > 1 or head.strip(".") == ""
+                or not head.isascii()):
+            raise ValueError(f"invalid {what} {value!r}: expected an int or a size such as "
+                             f"'512K', '10 MB' ({_UNITS_HELP})")
+        scale = _UNITS[unit]
+        number = int(float(head) * scale) if "." in head else int(head) * scale
+    if number < minimum:
+        raise ValueError(f"invalid {what} {value!r}: expected at least {minimum:,}")
+    if number >= 1 << 62:
+        raise ValueError(f"invalid {what} {value!r}: too large for an address space")
+    return number
+
+
+def parse_size(value: "SizeLike") -> int:
+    """`value` (an int of bytes or a string such as ``"4G"``) in bytes, as a region size.
 
     Units are binary: ``K``, ``KB`` and ``KiB`` all mean 1024 bytes.  ``"auto"``
     gives :func:`default_size`.  Raises ValueError, saying what is accepted,
@@ -127,27 +119,17 @@ def parse_size(value: SizeLike) -> int:
         return default_size()[0]
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError(f"invalid size {value!r}: {_SIZE_HELP}")
-    if isinstance(value, int):
-        size = value
-    else:
-        text = value.strip()
-        digits = len(text) - len(text.lstrip("0123456789."))
-        number, unit = text[:digits], text[digits:].strip().lower()
-        if (unit not in _UNITS or number.count(".") > 1 or number.strip(".") == ""
-                or not number.isascii()):
-            raise ValueError(f"invalid size {value!r}: {_SIZE_HELP}")
-        scale = _UNITS[unit]
-        if "." in number:
-            size = int(float(number) * scale)
-        else:
-            size = int(number) * scale
+    try:
+        size = parse_bytes(value)
+    except ValueError as exc:
+        if "too large" in str(exc):
+            raise
+        raise ValueError(f"invalid size {value!r}: {_SIZE_HELP}") from None
     if size < MIN_SIZE:
         raise ValueError(
             f"invalid size {value!r}: the region must be at least 1M "
             f"({MIN_SIZE} bytes); the default is half of physical memory ('auto')"
         )
-    if size >= 1 << 62:
-        raise ValueError(f"invalid size {value!r}: too large for an address space")
     return size
 
 
@@ -172,10 +154,81 @@ def parse_flag(value: str) -> bool:
     raise ValueError(f"invalid value {value!r}: {_FLAG_HELP}")
 
 
-_default_size: Optional[Tuple[int, str]] = None
+# ---------------------------------------------------- the default size
 
 
-def default_size() -> Tuple[int, str]:
+def auto_size(limit: int) -> int:
+    """The default region size for `limit` bytes of memory: half, rounded down to
+    a MiB, between MIN_SIZE and AUTO_SIZE_MAX."""
+    return max(MIN_SIZE, min(AUTO_SIZE_MAX, (limit // 2) >> 20 << 20))
+
+
+def _read_bytes(path: str, limit: int) -> "Optional[bytes]":
+    """Up to `limit` bytes of `path`, or None.  os.open/os.read: no io objects and
+    no codec, so reading the default size costs start-up little."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_int(path: str) -> "Optional[int]":
+    data = _read_bytes(path, 64)
+    text = data.strip() if data is not None else b""
+    return int(text) if text.isdigit() else None
+
+
+def _cgroup_limit_files() -> "List[str]":
+    """memory.max (cgroup v2) or memory.limit_in_bytes (v1) of this process's cgroup."""
+    data = _read_bytes("/proc/self/cgroup", 1 << 16)
+    if data is None:
+        return []
+    files = []
+    for line in data.decode("ascii", "replace").splitlines():
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":
+            files.append(f"/sys/fs/cgroup{path}/memory.max")
+        elif "memory" in controllers.split(","):
+            files.append(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
+    return files
+
+
+def memory_limit() -> "Tuple[Optional[int], str]":
+    """(bytes, where from) of the memory this process may use: the machine's
+    physical memory, or its cgroup's limit when that is lower (containers);
+    (None, why) where neither can be read."""
+    physical = None
+    if hasattr(os, "sysconf"):
+        try:
+            physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError):
+            physical = None
+    if physical is None or physical <= 0:
+        try:
+            import psutil
+
+            physical = int(psutil.virtual_memory().total)
+        except Exception:  # psutil missing or unable: no figure
+            return None, "physical memory unknown"
+    limit, source = physical, "physical memory"
+    if sys.platform.startswith("linux"):
+        for path in _cgroup_limit_files():
+            value = _read_int(path)
+            if value is not None and 0 < value < limit:
+                limit, source = value, "the cgroup's memory limit"
+    return limit, source
+
+
+_default_size: "Optional[Tuple[int, str]]" = None
+
+
+def default_size() -> "Tuple[int, str]":
     """(bytes, explanation) of the default region size: half of :func:`memory_limit`,
     rounded down to a MiB, at most 1 TiB; 16 GiB where the memory is unknown."""
     global _default_size
@@ -189,53 +242,25 @@ def default_size() -> Tuple[int, str]:
     return _default_size
 
 
-def _check_choice(kind: str, value: object, choices: Dict[str, Tuple[int, str]]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        accepted = ", ".join(f"{name!r} ({desc})" for name, (_, desc) in choices.items())
-        raise ValueError(f"invalid {kind} {value!r}: expected one of {accepted}")
-    return value
-
-
-def _check_bool(kind: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"invalid {kind} {value!r}: expected True or False")
-    return value
-
-
-def _check_interval(kind: str, value: object) -> float:
-    try:
-        interval = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        interval = float("nan")
-    if isinstance(value, bool) or not (0 < interval < float("inf")):
-        raise ValueError(f"invalid interval {value!r}: expected a positive number of "
-                         "milliseconds, e.g. 10")
-    return interval
-
-
-def _check_path(kind: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"invalid file name {value!r}: expected a path")
-    return value
-
-
-# ----------------------------------------------------------------- options
+# ------------------------------------------------------------- options
 
 
 class Option:
-    """One option: its name in each place, its default, how it is checked and described."""
+    """One option: its name in each place, its kind and choices (its validation), its
+    default, its description, and whether the C core reads it."""
 
-    __slots__ = ("name", "kind", "default", "help", "choices", "metavar")
+    __slots__ = ("name", "kind", "default", "help", "choices", "metavar", "engine")
 
-    def __init__(self, name: str, kind: str, default: Any, help: str,
-                 choices: Optional[Dict[str, Tuple[int, str]]] = None,
-                 metavar: Optional[str] = None) -> None:
+    def __init__(self, name: str, kind: str, default: "Any", help: str,
+                 choices: "Optional[Dict[str, Tuple[int, str]]]" = None,
+                 metavar: "Optional[str]" = None, engine: bool = False) -> None:
         self.name = name          # keyword of install() and field of Config
-        self.kind = kind          # size, choice, flag, interval or path
+        self.kind = kind          # size, bytes, choice, flag, interval or path
         self.default = default
         self.help = help
-        self.choices = choices
+        self.choices = choices    # name -> (the C core's code, description)
         self.metavar = metavar
+        self.engine = engine      # the C core reads it at install (core/install.c)
 
     @property
     def env(self) -> str:
@@ -249,7 +274,7 @@ class Option:
         """The option's name as `source` spells it: ``size=``, ``BUMP_GLOBAL_SIZE``, ``--size``."""
         return {"env": self.env, "cli": self.flag}.get(source, f"{self.name}=")
 
-    def spell(self, source: str, value: Any) -> str:
+    def spell(self, source: str, value: "Any") -> str:
         """How the user wrote this option in `source` ("api", "env" or "cli")."""
         if source == "env":
             return f"{self.env}={value!r}"
@@ -259,20 +284,44 @@ class Option:
             return f"{self.flag} {value!r}"
         return f"{self.name}={value!r}"
 
-    def check(self, value: Any) -> Any:
+    def spell_on(self, source: str) -> str:
+        """How the user turned this flag on: ``numpy=True``, ``BUMP_GLOBAL_NUMPY=1``
+        or ``--numpy``."""
+        return {"env": f"{self.env}=1", "cli": self.flag}.get(source, f"{self.name}=True")
+
+    def check(self, value: "Any") -> "Any":
         """`value` validated (a typed value, not text); ValueError saying what is accepted."""
         if self.kind == "size":
             return parse_size(value)
+        if self.kind == "bytes":
+            return parse_bytes(value, "rate" if self.name.endswith("rate") else "size", 1)
         if self.kind == "choice":
             assert self.choices is not None
-            return _check_choice(self.name, value, self.choices)
+            if not isinstance(value, str) or value not in self.choices:
+                accepted = ", ".join(f"{name!r} ({desc})"
+                                     for name, (_, desc) in self.choices.items())
+                raise ValueError(f"invalid {self.name} {value!r}: expected one of {accepted}")
+            return value
         if self.kind == "flag":
-            return _check_bool(self.name, value)
+            if not isinstance(value, bool):
+                raise ValueError(f"invalid {self.name} {value!r}: expected True or False")
+            return value
+        if value is None:
+            return None
         if self.kind == "interval":
-            return None if value is None else _check_interval(self.name, value)
-        return None if value is None else _check_path(self.name, value)
+            try:
+                interval = float(value)
+            except (TypeError, ValueError):
+                interval = float("nan")
+            if isinstance(value, bool) or not (0 < interval < float("inf")):
+                raise ValueError(f"invalid interval {value!r}: expected a positive number of "
+                                 "milliseconds, e.g. 10")
+            return interval
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"invalid file name {value!r}: expected a path")
+        return value
 
-    def parse(self, text: str, source: str) -> Any:
+    def parse(self, text: str, source: str) -> "Any":
         """`text` (from the environment or the command line), validated; OptionError
         naming `source`'s spelling."""
         try:
@@ -280,9 +329,9 @@ class Option:
                 return parse_flag(text)
             return self.check(text)
         except ValueError as exc:
-            raise OptionError(self.error(source, text, str(exc))) from None
+            raise _error(self.error(source, text, str(exc))) from None
 
-    def error(self, source: str, value: Any, problem: str) -> str:
+    def error(self, source: str, value: "Any", problem: str) -> str:
         if source == "api":
             return problem
         return f"{self.spell(source, value)}: {problem}"
@@ -290,38 +339,89 @@ class Option:
     def describe(self) -> str:
         """The option's help, with its accepted values and default."""
         if self.choices:
-            names = ", ".join(self.choices)
-            return f"{self.help}: {names} (default: {self.default})"
+            return f"{self.help}: {', '.join(self.choices)} (default: {self.default})"
         if self.kind == "size":
             size, why = default_size()
             return f"{self.help} (default: auto = {format_size(size)}, {why})"
+        if self.kind == "bytes":
+            return f"{self.help} (default: {format_size(self.default)})"
         if self.kind == "flag":
             return f"{self.help} (default: {'on' if self.default else 'off'})"
         return self.help
 
+    def to_engine(self, value: "Any") -> "Any":
+        """`value` as the C core receives it: a choice's code, else the value."""
+        return self.choices[value][0] if self.choices else value
+
+    def from_engine(self, value: "Any") -> "Any":
+        """A value the C core gave back, named (a choice's code becomes its name)."""
+        if self.choices:
+            return next(name for name, (code, _) in self.choices.items() if code == value)
+        return value
+
+
+#: scope name -> (code shared with the C core, description).
+SCOPES = {
+    "objects": (1, "OBJ domain only (PyObject_Malloc: Python objects)"),
+    "python": (2, "RAW + MEM + OBJ: everything Python allocates"),
+    "raw": (3, "RAW domain only (PyMem_RawMalloc); the one scope of free-threaded builds"),
+}
+
+#: gc policy name -> (code, description); applied by Python (bump_global/_gc.py).
+GC_POLICIES = {
+    "keep": (1, "CPython's cyclic GC as configured"),
+    "relaxed": (2, "young collections 10 times rarer, and full ones; finalizers of cyclic "
+                   "garbage run later"),
+    "off": (3, "gc.disable(): cyclic garbage is never collected, its finalizers never run"),
+}
+
+#: reclaim policy name -> (code shared with the C core, description).
+RECLAIM = {
+    "none": (0, "free gives nothing back: every block is fresh memory (bump allocation)"),
+    "last": (1, "freeing the most recent block moves the bump pointer back to it"),
+    "classes": (2, "blocks up to 64 KiB in size classes with free lists, reused like "
+                   "pymalloc's; freed large blocks give their pages back"),
+}
+
+#: on_exhausted policy name -> (code shared with the C core, description).
+ON_EXHAUSTED = {
+    "fallback": (1, "the previous allocator serves the request; the program keeps running"),
+    "error": (2, "the allocation fails and Python raises MemoryError"),
+}
 
 #: What install() takes, in the order of Config's fields.
 INSTALL_OPTIONS = (
-    Option("size", "size", DEFAULT_SIZE,
-           "region to reserve: bytes or e.g. 512M, 4G, 64GiB, or auto", metavar="SIZE"),
-    Option("scope", "choice", DEFAULT_SCOPE, "allocator domains served", SCOPES),
-    Option("on_exhausted", "choice", DEFAULT_ON_EXHAUSTED, "when the region is full",
-           ON_EXHAUSTED, metavar="POLICY"),
+    Option("size", "size", "auto",
+           "the budget: bytes or e.g. 512M, 4G, 64GiB, or auto (half of this machine's "
+           "memory, or of its cgroup's limit, shared by the program's processes); address "
+           "space is reserved, memory is used only as it is handed out", metavar="SIZE"),
+    Option("scope", "choice", "python", "allocator domains served", SCOPES, engine=True),
+    Option("on_exhausted", "choice", "fallback", "when the region is full", ON_EXHAUSTED,
+           metavar="POLICY", engine=True),
     Option("histogram", "flag", False,
-           "count requests per power-of-two size class (in the report)"),
+           "count requests per power-of-two size class (in the report)", engine=True),
     Option("prefault", "flag", True,
            "a helper thread faults pages in ahead of the bump while a core is idle; "
-           "when none is, the program populates each new chunk in one call (Linux)"),
+           "when none is, the program populates each new chunk in one call (Linux)",
+           engine=True),
     Option("huge_pages", "flag", False,
            "transparent huge pages over the region once it holds 32 MiB (Linux); off by "
            "default: in shuffled runs they cost 1.3x the CPU of 4 KiB pages, the kernel "
-           "compacting memory for them after other programs (docs/performance.md)"),
-    Option("gc", "choice", DEFAULT_GC, "the cyclic GC", GC_POLICIES, metavar="POLICY"),
-    Option("reclaim", "choice", DEFAULT_RECLAIM, "what free gives back", RECLAIM,
-           metavar="POLICY"),
+           "compacting memory for them after other programs (docs/performance.md)",
+           engine=True),
+    Option("gc", "choice", "relaxed", "the cyclic GC, which gives a bump allocator no memory "
+           "back", GC_POLICIES, metavar="POLICY"),
+    Option("reclaim", "choice", "none", "what free gives back", RECLAIM, metavar="POLICY",
+           engine=True),
     Option("numpy", "flag", False,
            "serve numpy's array data from the region too (a NEP 49 data handler, "
            "numpy 1.22+), counted exactly in the report"),
+    Option("sites", "flag", False,
+           "sample allocations by bytes and record the Python stack of each sample: the "
+           "report's top allocation sites and the flame graph (docs/sites.md)"),
+    Option("sites_rate", "bytes", 512 << 10,
+           "with sites: mean bytes between two samples (exponentially distributed)",
+           metavar="BYTES"),
 )
 
 #: What to report at exit (bump-global run and the environment activation).
@@ -333,89 +433,60 @@ SESSION_OPTIONS = (
            "--timeline)", metavar="MS"),
     Option("timeline", "path", None, "write the samples to FILE at exit: CSV if it ends in "
            ".csv, else JSON lines", metavar="FILE"),
+    Option("flamegraph", "path", None, "write a flame graph of the allocation sites to FILE "
+           "at exit (HTML; .folded or .json: collapsed stacks or speedscope); turns sites "
+           "on", metavar="FILE"),
 )
 
 OPTIONS = {option.name: option for option in INSTALL_OPTIONS + SESSION_OPTIONS}
 
 
-class Config(Record):
+def engine_options(values: "Optional[Mapping[str, Any]]" = None) -> "Dict[str, Any]":
+    """Every install option but the size, as the C core's install() receives them by
+    name (a choice as its code): `values`' (validated), else the defaults."""
+    values = values or {}
+    return {option.name: option.to_engine(values.get(option.name, option.default))
+            for option in INSTALL_OPTIONS[1:]}
+
+
+class Config(Record, fields=[(o.name, o.default) for o in INSTALL_OPTIONS]):
     """A validated configuration (what `install` was asked for); immutable.
 
-    Its fields are :data:`INSTALL_OPTIONS`, in order (a test checks it).
-    """
-
-    size: int
-    scope: str
-    on_exhausted: str
-    histogram: bool = False
-    prefault: bool = True
-    huge_pages: bool = False
-    gc: str = DEFAULT_GC
-    reclaim: str = DEFAULT_RECLAIM
-    numpy: bool = False
+    Its fields are :data:`INSTALL_OPTIONS`, in order."""
 
     @classmethod
-    def make(cls, size: SizeLike = DEFAULT_SIZE, scope: str = DEFAULT_SCOPE,
-             on_exhausted: str = DEFAULT_ON_EXHAUSTED, histogram: bool = False,
-             prefault: bool = True, huge_pages: bool = False, gc: str = DEFAULT_GC,
-             reclaim: str = DEFAULT_RECLAIM, numpy: bool = False) -> Config:
-        """Validate install()'s arguments; ValueError naming the bad one."""
-        return cls.from_values({"size": size, "scope": scope, "on_exhausted": on_exhausted,
-                                "histogram": histogram, "prefault": prefault,
-                                "huge_pages": huge_pages, "gc": gc, "reclaim": reclaim,
-                                "numpy": numpy})
-
-    @classmethod
-    def from_values(cls, values: Mapping[str, Any], source: str = "api") -> Config:
-        """A Config from typed values (missing ones take their default)."""
+    def from_values(cls, values: "Mapping[str, Any]",
+                    sources: "Union[str, Mapping[str, str]]" = "api") -> "Config":
+        """A Config from typed values; a missing or None value takes its default.
+        ValueError (from the API) or OptionError naming the bad one as its source
+        spells it (`sources`: one for all, or one per option name)."""
         fields = {}
         for option in INSTALL_OPTIONS:
-            value = values.get(option.name, option.default)
+            source = sources if isinstance(sources, str) else sources.get(option.name, "api")
+            value = values.get(option.name)
+            if value is None:
+                value = option.default
             try:
                 fields[option.name] = option.check(value)
             except ValueError as exc:
-                error = ValueError if source == "api" else OptionError
-                raise error(option.error(source, value, str(exc))) from None
+                if source == "api":
+                    raise ValueError(str(exc)) from None
+                raise _error(option.error(source, value, str(exc))) from None
         return cls(**fields)
 
-    @property
-    def scope_code(self) -> int:
-        return SCOPES[self.scope][0]
-
-    @property
-    def on_exhausted_code(self) -> int:
-        return ON_EXHAUSTED[self.on_exhausted][0]
-
-    @property
-    def gc_code(self) -> int:
-        return GC_POLICIES[self.gc][0]
-
-    @property
-    def reclaim_code(self) -> int:
-        return RECLAIM[self.reclaim][0]
-
-    def core_arguments(self) -> Tuple[Any, ...]:
-        """The policy arguments of the C core's install(), after the region's."""
-        return (self.scope_code, self.on_exhausted_code, self.histogram, self.prefault,
-                self.huge_pages, self.gc_code, self.reclaim_code)
+    def engine_options(self) -> "Dict[str, Any]":
+        """The options but the size, by name, as the C core's install() receives them."""
+        return engine_options(self._asdict())
 
     @classmethod
-    def from_core(cls, config: tuple, numpy: bool = False) -> Config:
-        """The configuration ``_core.config()`` reports, decoded (size as installed);
-        `numpy` is kept by Python (the numpy handler is its own extension)."""
-        _, size, scope, policy, histogram, prefault, huge_pages, gc, reclaim = config
-        return cls(size, _name(SCOPES, scope), _name(ON_EXHAUSTED, policy), histogram,
-                   prefault, huge_pages, _name(GC_POLICIES, gc), _name(RECLAIM, reclaim),
-                   numpy)
-
-    def spell_flag(self, name: str, source: str) -> str:
-        """How the user turned flag `name` on: ``numpy=True``, ``BUMP_GLOBAL_NUMPY=1``
-        or ``--numpy``."""
-        option = OPTIONS[name]
-        return {"env": f"{option.env}=1", "cli": option.flag}.get(source, f"{name}=True")
+    def from_engine(cls, installed: "Mapping[str, Any]") -> "Config":
+        """The configuration ``_core.config()`` gives back (size as installed), named."""
+        return cls(**{option.name: option.from_engine(installed[option.name])
+                      for option in INSTALL_OPTIONS})
 
     def describe(self, source: str = "api") -> str:
-        """The options that differ from the defaults (size always), as `source` spells them."""
+        """The options that differ from the defaults (size, scope, on_exhausted always),
+        as `source` spells them."""
         parts = [f"size={format_size(self.size)} ({self.size} bytes)" if source == "api"
                  else OPTIONS["size"].spell(source, format_size(self.size).replace(" ", ""))]
         for option in INSTALL_OPTIONS[1:]:
@@ -425,28 +496,28 @@ class Config(Record):
         return ", ".join(parts)
 
 
-def _name(choices: Dict[str, Tuple[int, str]], code: int) -> str:
-    return next(name for name, (c, _) in choices.items() if c == code)
-
-
-class Session(Record):
+class ReportOptions(Record, fields=[(o.name, o.default) for o in SESSION_OPTIONS]):
     """What to report at exit: the values of :data:`SESSION_OPTIONS`."""
-
-    report: bool = False
-    json: Optional[str] = None
-    sample: Optional[float] = None
-    timeline: Optional[str] = None
 
     @property
     def wanted(self) -> bool:
         """True if anything is to be reported at exit."""
-        return self.report or self.json is not None or self.timeline is not None
+        return bool(self.report or self.json is not None or self.timeline is not None
+                    or self.flamegraph is not None)
+
+
+def install_docstring(head: str) -> str:
+    """`head` followed by every install option's description (install()'s docstring)."""
+    lines = [head.rstrip(), "", "Options (None: the default):"]
+    for option in INSTALL_OPTIONS:
+        lines.append(f"    `{option.name}`: {option.describe()}.")
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------- environment
 
 
-def env_enabled(environ: Mapping[str, str]) -> bool:
+def env_enabled(environ: "Mapping[str, str]") -> bool:
     """True if ``BUMP_GLOBAL`` asks for the allocator; OptionError for a bad value."""
     value = environ.get(ENV_PREFIX)
     if value is None:
@@ -454,29 +525,39 @@ def env_enabled(environ: Mapping[str, str]) -> bool:
     try:
         return parse_flag(value)
     except ValueError as exc:
-        raise OptionError(f"{ENV_PREFIX}={value!r}: {exc}") from None
+        raise _error(f"{ENV_PREFIX}={value!r}: {exc}") from None
 
 
-def read_environment(environ: Mapping[str, str]) -> Tuple[Dict[str, Any], List[str]]:
+def read_environment(environ: "Mapping[str, str]") -> "Tuple[Dict[str, Any], List[str]]":
     """({option: typed value}, [problems]) for every ``BUMP_GLOBAL_*`` option set."""
-    values: Dict[str, Any] = {}
-    problems: List[str] = []
+    values: "Dict[str, Any]" = {}
+    problems: "List[str]" = []
     for option in INSTALL_OPTIONS + SESSION_OPTIONS:
         text = environ.get(option.env)
         if text is None:
             continue
         try:
             values[option.name] = option.parse(text, "env")
-        except OptionError as exc:
+        except ValueError as exc:
             problems.append(str(exc))
     return values, problems
 
 
-def check_session(values: Mapping[str, Any], source: str) -> Session:
-    """A Session from typed values; OptionError when sample and timeline do not pair."""
-    session = Session(**{option.name: values.get(option.name, option.default)
-                         for option in SESSION_OPTIONS})
-    if (session.sample is None) != (session.timeline is None):
+def export_environment(config: Config, environ: "Dict[str, str]") -> None:
+    """Set ``BUMP_GLOBAL=1`` and every install option's variable in `environ`, so that
+    the program's Python children install the same configuration."""
+    environ[ENV_PREFIX] = "1"
+    for option in INSTALL_OPTIONS:
+        value = getattr(config, option.name)
+        environ[option.env] = ("1" if value else "0") if option.kind == "flag" else str(value)
+
+
+def check_report_options(values: "Mapping[str, Any]", source: str) -> ReportOptions:
+    """ReportOptions from typed values; OptionError when sample and timeline do not pair
+    or two outputs name the same file."""
+    options = ReportOptions(**{option.name: values.get(option.name, option.default)
+                               for option in SESSION_OPTIONS})
+    if (options.sample is None) != (options.timeline is None):
         sample, timeline = OPTIONS["sample"], OPTIONS["timeline"]
         if source == "cli":
             pair = f"{sample.flag} MS and {timeline.flag} FILE"
@@ -484,16 +565,21 @@ def check_session(values: Mapping[str, Any], source: str) -> Session:
         else:
             pair = f"{sample.env} and {timeline.env}"
             example = f"{sample.env}=10 {timeline.env}=memory.csv"
-        raise OptionError(f"{pair} go together: give both (e.g. {example}) or neither")
-    if session.json is not None and session.json == session.timeline:
-        raise OptionError("the JSON report and the timeline name the same file: give two files")
-    return session
+        raise _error(f"{pair} go together: give both (e.g. {example}) or neither")
+    files = [(name, getattr(options, name)) for name in ("json", "timeline", "flamegraph")
+             if getattr(options, name) is not None]
+    for i, (name, path) in enumerate(files):
+        for other, other_path in files[i + 1:]:
+            if os.path.abspath(path) == os.path.abspath(other_path):
+                raise _error(f"{OPTIONS[name].where(source)} and {OPTIONS[other].where(source)}"
+                             f" name the same file {path!r}: give two files")
+    return options
 
 
 # ------------------------------------------------------------ command line
 
 
-def add_arguments(parser: argparse.ArgumentParser, options: Tuple[Option, ...]) -> None:
+def add_arguments(parser: "argparse.ArgumentParser", options: "Tuple[Option, ...]") -> None:
     """Add `options` to `parser`; every default is None, so what the user set is known."""
     import argparse
 
@@ -508,17 +594,26 @@ def add_arguments(parser: argparse.ArgumentParser, options: Tuple[Option, ...]) 
                                 help=option.describe())
 
 
-def from_namespace(ns: argparse.Namespace, options: Tuple[Option, ...],
-                   defaults: Mapping[str, Any]) -> Dict[str, Any]:
-    """{name: typed value} of `options`: the command line's, else `defaults`' (the
-    environment's), else the option's default.  OptionError naming the option."""
-    values: Dict[str, Any] = {}
+def from_namespace(ns: "argparse.Namespace", options: "Tuple[Option, ...]",
+                   environment: "Mapping[str, Any]"
+                   ) -> "Tuple[Dict[str, Any], Dict[str, str]]":
+    """({name: typed value}, {name: where it came from}) of `options`: the command
+    line's ("cli"), else `environment`'s ("env"), else the option's default
+    ("default").  OptionError naming the option."""
+    values: "Dict[str, Any]" = {}
+    sources: "Dict[str, str]" = {}
     for option in options:
         given = getattr(ns, option.name, None)
         if given is None:
-            values[option.name] = defaults.get(option.name, option.default)
-        elif option.kind == "flag":
-            values[option.name] = given
+            values[option.name] = environment.get(option.name, option.default)
+            sources[option.name] = "env" if option.name in environment else "default"
         else:
-            values[option.name] = option.parse(given, "cli")
-    return values
+            values[option.name] = given if option.kind == "flag" else option.parse(given, "cli")
+            sources[option.name] = "cli"
+    return values, sources
+
+
+def value_options() -> "Tuple[str, ...]":
+    """The flags of the options that take a value (``run``'s argument splitting)."""
+    return tuple(o.flag for o in INSTALL_OPTIONS + SESSION_OPTIONS if o.kind != "flag")
+

@@ -139,11 +139,16 @@
  *                          only files with platform #ifs.
  *   core/prefault.c        the prefault thread, huge pages (area_grew)
  *   core/budget.c          the budget the processes of a program share
+ *   core/sampling.c        where the next allocation sample falls (sites):
+ *                          the bump arenas' limit, the classes' byte count
  *   core/region.c          the locks, the budget, commits, chunks (arena_refill)
  *   core/bump.c            the fast path: one bump
  *   core/large.c           the large area; release_pages
  *   core/fallback.c        the set of live fallback blocks
  *   core/exhausted.c       the on_exhausted policy and the report guard
+ *   core/frames.c          the calling thread's Python stack, read without
+ *                          allocating (the only CPython-version #ifs)
+ *   core/sites.c           what a sample records, and the stream of records
  *   core/hooks.c           malloc, calloc, realloc, free, generic over the domain
  *   core/reclaim_last.c    reclaim="last"
  *   core/reclaim_classes.c reclaim="classes"
@@ -162,11 +167,14 @@
 #endif
 #include "core/prefault.c"
 #include "core/budget.c"
+#include "core/sampling.c"
 #include "core/region.c"
 #include "core/bump.c"
 #include "core/large.c"
 #include "core/fallback.c"
 #include "core/exhausted.c"
+#include "core/frames.c"
+#include "core/sites.c"
 #include "core/hooks.c"
 #include "core/reclaim_last.c"
 #include "core/reclaim_classes.c"

@@ -1,6 +1,6 @@
 """Type stubs for the C core (bump_global/_core.c and bump_global/core/)."""
 
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 ALIGNMENT: int
 MIN_SIZE: int
@@ -8,23 +8,19 @@ EMERGENCY_RESERVE: int
 FREE_THREADED: int
 STATS_FIELDS: Tuple[str, ...]
 
+# install: every install option but the size, by name (bump_global/_config.py's
+# engine_options: a choice as its code); config() gives them back with the size.
 def install(
     mapping: object,
     base: int,
     size: int,
     committed: int,
     commit_step: int,
-    scope: int,
-    on_exhausted: int,
-    histogram: bool,
-    prefault: bool,
-    huge_pages: bool,
-    gc_policy: int,
-    reclaim: int,
+    options: Dict[str, Any],
     /,
 ) -> None: ...
 def reserve(n: int, /) -> Optional[int]: ...
-def config() -> Optional[Tuple[int, int, int, int, bool, bool, bool, int, int]]: ...
+def config() -> Optional[Dict[str, Any]]: ...
 def stats() -> Optional[Tuple[int, ...]]: ...
 def sample() -> Tuple[int, Optional[int]]: ...
 def histogram() -> Optional[Tuple[Tuple[int, int, int], ...]]: ...

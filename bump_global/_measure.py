@@ -85,7 +85,7 @@ _active: List[_Entry] = []
 
 
 def _not_installed() -> Exception:
-    from bump_global import BumpGlobalError
+    from bump_global._errors import BumpGlobalError
 
     return BumpGlobalError(
         "bump_global.measure() reads the allocator's counters, and bump_global is not "
@@ -373,15 +373,15 @@ def _setup() -> None:
     with _setup_lock:
         if _ready:
             return
-        from bump_global import _load_core
         from bump_global._config import Config
+        from bump_global._errors import load_core
 
-        core = _load_core()
+        core = load_core()
         raw_config = core.config()
         if raw_config is None:
             raise _not_installed()
         _stats = core.stats
-        _objects_counted = Config.from_core(raw_config).scope != "raw"
+        _objects_counted = Config.from_engine(raw_config).scope != "raw"
         _calibrate()
         _ready = True
 

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import sys
 
-from bump_global._record import Record as _Record
+from bump_global._errors import BumpGlobalError
+from bump_global._records import Record as _Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -61,8 +62,6 @@ class NumpyStats(_Record):
 
 
 def _load_ext():  # type: ignore[no-untyped-def]
-    from bump_global import BumpGlobalError
-
     try:
         from bump_global import _numpy as ext
     except ImportError as exc:
@@ -76,19 +75,6 @@ def _load_ext():  # type: ignore[no-untyped-def]
 def numpy_stats() -> NumpyStats:
     """The handler's counters (all zero until numpy allocates through it)."""
     return NumpyStats(*_load_ext().stats())
-
-
-def format_numpy_line(stats: NumpyStats) -> str:
-    """One report row for the handler's counters, aligned with the report's rows."""
-    from bump_global._config import format_size
-    from bump_global._report import _row
-
-    return _row("numpy", f"{stats.arrays:,} arrays, {format_size(stats.bytes_allocated)} "
-                         "allocated",
-                f"{format_size(stats.bytes_freed)} freed",
-                f"{format_size(stats.live_bytes)} live "
-                f"(peak {format_size(stats.peak_live_bytes)})",
-                f"{stats.reallocs:,} reallocs")
 
 
 def _version_tuple(text: str) -> Optional[Sequence[int]]:
@@ -106,8 +92,6 @@ def _version_tuple(text: str) -> Optional[Sequence[int]]:
 
 
 def _too_old(option: str, version: str) -> Any:
-    from bump_global import BumpGlobalError
-
     return BumpGlobalError(
         f"{option}: numpy {version} has no data-memory handlers (they came in numpy 1.22): "
         f"upgrade numpy (pip install 'numpy>=1.22') or drop {option}"
@@ -127,8 +111,6 @@ def _multiarray() -> Optional[ModuleType]:
 
 def _set_handler(module: ModuleType, option: str) -> None:
     """Make ours the current context's handler through `module`'s C-API table."""
-    from bump_global import BumpGlobalError
-
     ext = _load_ext()
     api = vars(module)["_ARRAY_API"]
     get_name = vars(module).get("get_handler_name")
@@ -150,26 +132,17 @@ def _set_handler(module: ModuleType, option: str) -> None:
         ) from exc
 
 
-def _check_scope(option: str) -> None:
-    from bump_global import BumpGlobalError, _load_core
-    from bump_global._config import Config
-
-    try:
-        raw = _load_core().config()
-    except BumpGlobalError:
-        return
-    if raw is not None and Config.from_core(raw).scope == "objects":
-        raise BumpGlobalError(
-            f"{option} needs scope 'python' or 'raw': numpy's array data goes through the "
-            "RAW domain, which scope 'objects' leaves to the previous allocator"
-        )
-
-
-def _check_installed_numpy(option: str) -> None:
-    """One clear line if numpy cannot be imported, or is too old (without importing it)."""
+def check(option: str, scope: str) -> None:
+    """Before installing with numpy=True (spelled `option`): one clear line where it
+    cannot work: scope "objects" (array data goes through RAW), numpy not importable,
+    or too old (checked without importing it)."""
+    if scope == "objects":
+        raise BumpGlobalError(f"{option} needs scope 'python' or 'raw': numpy's array data "
+                              "goes through the RAW domain, which scope 'objects' leaves "
+                              "to the previous allocator")
+    if "numpy" in sys.modules:
+        return  # checked when the handler is set (enable)
     import importlib.util
-
-    from bump_global import BumpGlobalError
 
     try:
         found = importlib.util.find_spec("numpy") is not None
@@ -255,16 +228,14 @@ def enable(option: str) -> str:
     "BUMP_GLOBAL_NUMPY=1"): error messages name it.  Returns ``"set"`` (numpy
     was imported: the handler is numpy's now, in this context) or
     ``"on import"`` (a finder sets it when numpy's multiarray module loads).
-    Raises BumpGlobalError, with one line, when numpy cannot be imported, is
-    older than 1.22, or bump_global is installed with scope ``"objects"``.
+    Raises BumpGlobalError, with one line, when numpy's handler cannot be set
+    (:func:`check` refuses the rest before the install).
     """
-    _check_scope(option)
     _load_ext()
     module = _multiarray()
     if module is not None:
         _set_handler(module, option)
         return "set"
-    _check_installed_numpy(option)
     if not any(isinstance(f, _NumpyFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _NumpyFinder(option))
     return "on import"
@@ -276,8 +247,6 @@ def set_in_this_thread() -> None:
     Threads start with an empty context before Python 3.14, where numpy's
     default handler applies; call this first thing in such a thread.
     """
-    from bump_global import BumpGlobalError
-
     module = _multiarray()
     if module is None:
         raise BumpGlobalError("set_in_this_thread(): numpy is not imported yet; import it first")

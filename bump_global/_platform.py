@@ -68,14 +68,14 @@ def collect_info() -> List[Tuple[str, Any, str]]:
     import re
     import sysconfig
 
-    import bump_global
+    from bump_global._version import __version__
 
     rows: List[Tuple[str, Any, str]] = []
 
     def add(key: str, value: Any, text: Optional[str] = None) -> None:
         rows.append((key, value, str(value) if text is None else text))
 
-    add("bump_global", bump_global.__version__)
+    add("bump_global", __version__)
     add("platform", platform.platform())
     add("python", platform.python_version())
     add("implementation", f"{platform.python_implementation()} ({sys.implementation.name})")
@@ -103,7 +103,7 @@ def collect_info() -> List[Tuple[str, Any, str]]:
     biggest = None if reservable is None else reservable // 2
     add("max_region", biggest,
         "n/a" if biggest is None else f"{format_size(biggest)} ({biggest} bytes) as --size")
-    from bump_global._compare import find_preload_libraries
+    from bump_global._launch import find_preload_libraries
 
     libraries: Dict[str, Any] = dict(find_preload_libraries())
     for name in ("jemalloc", "mimalloc"):

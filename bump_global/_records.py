@@ -1,20 +1,86 @@
-"""The records bump_global returns: :class:`Stats` and :class:`Memory`.
+"""The small immutable records of bump_global: the :class:`Record` base, and what
+:func:`bump_global.stats` and :func:`bump_global.memory` return (:class:`Stats`,
+:class:`Memory`).
 
-Immutable, typed records built on a small base instead of dataclasses, so that
-installing at start-up (``BUMP_GLOBAL=1``) imports neither dataclasses nor
-typing.
+Built on a metaclass instead of dataclasses, so that installing at start-up
+(``BUMP_GLOBAL=1``) imports neither dataclasses nor typing.  Imports nothing of
+the package at import time.
 """
-
-from __future__ import annotations
-
-from bump_global._record import Record as _Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from typing import Optional, Tuple
+    from typing import Any, Dict, Optional, Tuple
 
 
-class Stats(_Record):
+class _RecordType(type):
+    """Makes the fields (slots) of a record class: its annotations, in order (a value
+    is a default), or, given as ``class C(Record, fields=[(name, default), ...])``,
+    a list built elsewhere (bump_global/_config.py builds Config from its options)."""
+
+    def __new__(mcls, name: str, bases: "Tuple[type, ...]", ns: "Dict[str, Any]",
+                fields: "Any" = None) -> "_RecordType":
+        if fields is None:
+            names = tuple(f for f in ns.get("__annotations__", {}) if not f.startswith("_"))
+            ns["_defaults"] = {field: ns.pop(field) for field in names if field in ns}
+        else:
+            names = tuple(field for field, _ in fields)
+            ns["_defaults"] = dict(fields)
+        ns["_fields"] = names
+        ns["__slots__"] = names
+        return super().__new__(mcls, name, bases, ns)
+
+
+class Record(metaclass=_RecordType):
+    """An immutable record: no instance dict, so building one allocates little."""
+
+    _fields: "Tuple[str, ...]"
+    _defaults: "Dict[str, Any]"
+
+    def __init__(self, *args: "Any", **kwargs: "Any") -> None:
+        fields = self._fields
+        if len(args) > len(fields):
+            raise TypeError(f"{type(self).__name__} takes {len(fields)} fields")
+        for name, value in zip(fields, args):
+            object.__setattr__(self, name, value)
+        for name in fields[len(args):]:
+            if name in kwargs:
+                value = kwargs.pop(name)
+            elif name in self._defaults:
+                value = self._defaults[name]
+            else:
+                raise TypeError(f"{type(self).__name__}: missing field {name!r}")
+            object.__setattr__(self, name, value)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected fields {sorted(kwargs)}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot delete {name!r}")
+
+    def _asdict(self) -> "Dict[str, Any]":
+        """The fields as a dict, in order."""
+        return {name: getattr(self, name) for name in self._fields}
+
+    def replace(self, **changes: "Any") -> "Any":
+        """A copy with `changes` to some fields."""
+        return type(self)(**{**self._asdict(), **changes})
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._asdict() == other._asdict()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._asdict().items()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self._asdict().items())
+        return f"{type(self).__name__}({fields})"
+
+
+class Stats(Record):
     """What the allocator has done since it was installed (see :func:`stats`)."""
 
     base: int
@@ -73,23 +139,36 @@ class Stats(_Record):
     fallback_untracked: int
     """Fallback blocks that could not be tracked (the OS refused memory for the
     set that tracks them): their frees and reallocs count as foreign ones."""
-    scope: str
-    """Which allocator domains are served: "objects", "python" or "raw"."""
-    on_exhausted: str
-    """What happens when the region is full: "fallback" or "error"."""
-    prefault: bool = False
-    """Whether the prefault thread is enabled (``install(prefault=...)``)."""
-    huge_pages: bool = False
-    """Whether transparent huge pages were asked for (``install(huge_pages=...)``)."""
-    gc: str = "keep"
-    """The cyclic GC policy (``install(gc=...)``): "keep", "relaxed" or "off"."""
-    reclaim: str = "none"
-    """What free gives back (``install(reclaim=...)``): "none", "last" or "classes"."""
-    histogram: Optional[Tuple[Tuple[int, int, int], ...]] = None
+    config: "Any"
+    """The installed configuration (a ``Config``: every install option).  Its fields
+    read as attributes of the Stats too: ``stats().reclaim``, ``stats().scope``."""
+    histogram: "Optional[Tuple[Tuple[int, int, int], ...]]" = None
     """With ``install(histogram=True)``: ``(upper_bound, count, bytes)`` per
     power-of-two size class of the requests (malloc, calloc and realloc sizes;
     class ``2**k`` holds sizes in ``(2**(k-1), 2**k]``, class 1 the 1-byte requests,
     class 0 the 0-byte requests), non-empty classes only."""
+
+    def _asdict(self) -> "Dict[str, Any]":
+        """The fields as a dict, in order, with the install options of :attr:`config`
+        in place of it (all but ``size``, which is ``reserved``, and ``histogram``,
+        which here holds the rows): what a JSON dump of the Stats needs."""
+        result = super()._asdict()
+        config = result.pop("config")
+        histogram = result.pop("histogram")
+        for name, value in config._asdict().items():
+            if name not in ("size", "histogram"):
+                result[name] = value
+        result["histogram"] = histogram
+        return result
+
+    def __getattr__(self, name: str) -> "Any":
+        """An install option, from :attr:`config` (``stats().reclaim``)."""
+        if name.startswith("_") or name in type(self)._fields:
+            raise AttributeError(name)
+        try:
+            return getattr(self.config, name)
+        except AttributeError:
+            raise AttributeError(f"'Stats' object has no attribute {name!r}") from None
 
     @property
     def address_space(self) -> int:
@@ -109,12 +188,12 @@ class Stats(_Record):
         return self.reserved - self.consumed
 
 
-class Memory(_Record):
+class Memory(Record):
     """Process and region memory, in bytes (see :func:`memory`)."""
 
     rss: int
     """Resident set size of the process now."""
-    peak_rss: Optional[int]
+    peak_rss: "Optional[int]"
     """Highest resident set size so far, None where unknown."""
-    region_resident: Optional[int]
+    region_resident: "Optional[int]"
     """Resident bytes of the region; None if not installed or unknown here."""

@@ -1,5 +1,6 @@
 """The report: a compact table for people, versioned dicts for tools.
 
+- ``bump_global.report()``: one process, as text;
 - ``bump_global.report_dict()``: one process, schema ``bump_global.report/1``.
 - ``bump-global run --json`` and ``BUMP_GLOBAL_JSON``: the whole program, schema
   ``bump_global.report/2``: a ``processes`` list (one record per process that ran
@@ -13,10 +14,12 @@ import platform
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
+from bump_global._api import guarded, is_installed, memory, stats
+from bump_global._api import wall_time as _since_install
 from bump_global._config import default_size, format_size
 
 if TYPE_CHECKING:
-    from bump_global import Memory, Stats
+    from bump_global._records import Memory, Stats
 
 SCHEMA = "bump_global.report/1"
 SESSION_SCHEMA = "bump_global.report/2"
@@ -27,11 +30,12 @@ FULL_TABLES_UP_TO = 3
 
 
 def counter_names() -> Tuple[str, ...]:
-    """The counters of :class:`Stats`, in order (the fields after ``committed`` up to ``scope``)."""
+    """The counters of :class:`Stats`, in order (the fields after ``committed`` up to
+    ``config``)."""
     from bump_global._records import Stats
 
     fields = Stats._fields
-    return fields[fields.index("allocations"):fields.index("scope")]
+    return fields[fields.index("allocations"):fields.index("config")]
 
 
 #: Figures that accumulate (a forked child's are what it did after the fork).
@@ -100,14 +104,24 @@ def format_record(record: Dict[str, Any], title: str = "bump_global report") -> 
                        f"{_budget_note(region['reserved'])}",
              f"{format_size(region['used'])} used ({_pct(region['used'], region['reserved'])})",
              f"{resident} resident"),
-        _row("blocks", f"{c['allocations']:,} allocations ({c['large_allocations']:,} large)",
-             f"{c['frees_ignored']:,} frees ignored"),
-        _row("reallocs", f"{c['reallocs_in_place']:,} in place",
-             f"{c['reallocs_moved']:,} moved ({format_size(c['bytes_copied'])} copied)",
-             f"{format_size(c['bytes_released'])} of freed large blocks released"),
-        _row("foreign", f"{c['foreign_frees']:,} frees",
-             f"{c['foreign_reallocs']:,} reallocs (blocks from before the install)"),
     ]
+    if c["bytes_prefaulted"]:
+        lines.append(_row("prefault", f"{format_size(c['bytes_prefaulted'])} faulted in "
+                                      "ahead (helper thread or 1 MiB populates)"))
+    lines.append(_row("blocks", f"{c['allocations']:,} allocations "
+                                f"({c['large_allocations']:,} large)",
+                      f"{c['frees_ignored']:,} frees ignored"))
+    if config["reclaim"] != "none":
+        lines.append(_row("reclaim", f"{config['reclaim']}: {c['frees_reclaimed']:,} frees "
+                                     f"gave back {format_size(c['bytes_reclaimed'])}",
+                          f"{c['allocations_reused']:,} allocations reused"))
+    if record.get("numpy") is not None:
+        lines.append(_numpy_row(record["numpy"]))
+    lines.append(_row("reallocs", f"{c['reallocs_in_place']:,} in place",
+                      f"{c['reallocs_moved']:,} moved ({format_size(c['bytes_copied'])} copied)",
+                      f"{format_size(c['bytes_released'])} of freed large blocks released"))
+    lines.append(_row("foreign", f"{c['foreign_frees']:,} frees",
+                      f"{c['foreign_reallocs']:,} reallocs (blocks from before the install)"))
     shared = region.get("shared_budget")
     if shared is not None:
         lines.append(_row("budget", f"shared by the program's {shared['processes']:,} "
@@ -122,25 +136,23 @@ def format_record(record: Dict[str, Any], title: str = "bump_global report") -> 
                     f"{c.get('fallback_reallocs', 0):,} reallocated")
         what = ("the program's shared budget was full:"
                 if shared is not None and shared["refused_here"] else "the region was full:")
-        lines.append(_row("full", what, *full))
-    else:
-        lines.append(_row("full", *full))
+        full.insert(0, what)
+    lines.append(_row("full", *full))
     lines.append(_row("process", *process))
-    if record.get("numpy") is not None:
-        from bump_global._numpy_hook import NumpyStats, format_numpy_line
-
-        lines.insert(3, format_numpy_line(NumpyStats(**record["numpy"])))
-    if config["reclaim"] != "none":  # just after the "blocks" row
-        lines.insert(3, _row("reclaim", f"{config['reclaim']}: {c['frees_reclaimed']:,} frees "
-                                        f"gave back {format_size(c['bytes_reclaimed'])}",
-                             f"{c['allocations_reused']:,} allocations reused"))
-    if c["bytes_prefaulted"]:
-        lines.insert(2, _row("prefault", f"{format_size(c['bytes_prefaulted'])} faulted in "
-                                         "ahead (helper thread or 1 MiB populates)"))
     if record.get("histogram") is not None:
         lines.extend(format_histogram([(h["upper_bound"], h["count"], h["bytes"])
                                        for h in record["histogram"]]))
     return "\n".join(lines)
+
+
+def _numpy_row(figures: Dict[str, int]) -> str:
+    """The row of the numpy handler's counters (bump_global/_numpy_hook.py)."""
+    return _row("numpy", f"{figures['arrays']:,} arrays, "
+                         f"{format_size(figures['bytes_allocated'])} allocated",
+                f"{format_size(figures['bytes_freed'])} freed",
+                f"{format_size(figures['live_bytes'])} live "
+                f"(peak {format_size(figures['peak_live_bytes'])})",
+                f"{figures['reallocs']:,} reallocs")
 
 
 def _environment() -> Dict[str, Any]:
@@ -174,10 +186,7 @@ def record_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float],
         fields = StatsType._fields
         before = dict(zip(fields, baseline[0]))
         before_hist = {b: (n, s) for b, n, s in baseline[1] or ()}
-    from bump_global._api import installed_config
-
-    config = installed_config()  # every install option, from _config's one list
-    result["config"] = config._asdict() if config is not None else None
+    result["config"] = stats.config._asdict()  # every install option, from _config's list
     counters = {name: getattr(stats, name) - before.get(name, 0) for name in counter_names()}
     region = {"base": stats.base, "reserved": stats.reserved,
               "address_space": stats.address_space, "used": stats.used,
@@ -188,9 +197,7 @@ def record_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float],
     region["shared_budget"] = shared_budget()
     result["region"] = region
     result["counters"] = counters
-    import bump_global
-
-    if bump_global._numpy_enabled:
+    if stats.config.numpy:
         from bump_global._numpy_hook import numpy_stats
 
         result["numpy"] = numpy_stats()._asdict()
@@ -204,20 +211,13 @@ def record_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float],
     return result
 
 
-def report_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float]) -> Dict[str, Any]:
-    """One process's report for tools: schema /1, documented in the README."""
-    return {"schema": SCHEMA, **record_dict(stats, mem, wall_time), **_environment()}
-
-
 def snapshot_record(wall_time: float, pid: int, ppid: int, argv: List[str], role: str,
                     exit: str, baseline: Optional[Sequence[Any]] = None) -> Dict[str, Any]:
     """This process's record for a session report, its figures taken now."""
-    import bump_global
-
-    stats = bump_global.stats() if bump_global.is_installed() else None
-    mem = bump_global.memory()
+    current = stats() if is_installed() else None
+    mem = memory()
     record = {"pid": pid, "ppid": ppid, "argv": argv, "role": role, "exit": exit}
-    record.update(record_dict(stats, mem, wall_time, baseline))
+    record.update(record_dict(current, mem, wall_time, baseline))
     if record["installed"]:
         record["region"]["full"] = region_full(record["counters"])
     return record
@@ -321,3 +321,25 @@ def timeline_tree_peak(rows: Sequence[Tuple[Any, ...]]) -> Optional[int]:
             del current[other]  # ended before this moment
         peak = max(peak, sum(current.values()))
     return peak
+
+
+def report(wall_time: Optional[float] = None) -> str:
+    """A compact human table of :func:`bump_global.stats` and :func:`bump_global.memory`.
+
+    `wall_time` (seconds) is shown as given; by default, the time since install.
+    It works after the region filled (see :class:`bump_global._api.guarded`).
+    """
+    with guarded():
+        return format_report(stats() if is_installed() else None, memory(),
+                             _since_install(wall_time))
+
+
+def report_dict(wall_time: Optional[float] = None) -> Dict[str, Any]:
+    """The report as a JSON-ready dict, schema ``bump_global.report/1`` (README)."""
+    with guarded():
+        return {"schema": SCHEMA, **record_dict(stats() if is_installed() else None,
+                                                memory(), _since_install(wall_time)),
+                **_environment()}
+
+
+report.__module__ = report_dict.__module__ = "bump_global"

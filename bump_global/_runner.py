@@ -201,13 +201,6 @@ def _check_module(name: str) -> None:
                          "(run from the directory that contains it)")
 
 
-def value_options() -> Tuple[str, ...]:
-    """``run``'s options that take a value (every non-flag option of the carrier)."""
-    from bump_global._config import INSTALL_OPTIONS, SESSION_OPTIONS
-
-    return tuple(o.flag for o in INSTALL_OPTIONS + SESSION_OPTIONS if o.kind != "flag")
-
-
 def split_run_args(args: Sequence[str]) -> Tuple[List[str], Optional[Target]]:
     """Split ``run``'s arguments into its own options and the target with its ARGS.
 
@@ -216,6 +209,8 @@ def split_run_args(args: Sequence[str]) -> Tuple[List[str], Optional[Target]]:
     it is, even when it starts with a dash (``--size -5G`` is a bad size, not a
     missing one): such pairs are returned joined, ``--size=-5G``.
     """
+    from bump_global._config import value_options
+
     takes_value = value_options()
     own: List[str] = []
     i = 0

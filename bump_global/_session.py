@@ -39,7 +39,8 @@ import os
 import sys
 import time
 
-from bump_global._config import Session
+from bump_global._config import ReportOptions
+from bump_global._errors import warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class _State:
 
     def __init__(self) -> None:
         self.directory: Optional[str] = None
-        self.options = Session()
+        self.options = ReportOptions()
         self.role = "root"
         self.pid = 0
         self.ppid = 0
@@ -74,6 +75,30 @@ class _State:
 
 _state = _State()
 _real_exit: Optional[Callable[[int], Any]] = None
+
+
+def output_problem(path: str) -> Optional[str]:
+    """None if a report output can be written at `path`, else why not, with what to
+    do.  Checked before the program runs: the file is opened for appending (made if
+    it did not exist, then removed again), so a directory, a missing or read-only
+    directory, or a file system that refuses files (/proc) is found now, not after."""
+    if not path or os.path.isdir(path):
+        return "is a directory: give a file name"
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        return f"directory {parent!r} does not exist: create it first or write elsewhere"
+    existed = os.path.exists(path)
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return f"cannot be written ({exc.strerror or exc}): write elsewhere"
+    if not existed:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    return None
 
 
 def active() -> bool:
@@ -93,7 +118,7 @@ def prepare() -> None:
     platform.platform()  # cached: the report asks again at exit
 
 
-def start(options: Session, t0: float, sampler: Any = None,
+def start(options: ReportOptions, t0: float, sampler: Any = None,
           warn: Optional[Callable[[str], None]] = None) -> None:
     """Make this process the root of a session reporting as `options` asks."""
     import tempfile
@@ -123,7 +148,7 @@ def join(directory: str, t0: float) -> bool:
     except (OSError, ValueError):
         return False
     _state.directory = directory
-    _state.options = Session(sample=info.get("sample"))
+    _state.options = ReportOptions(sample=info.get("sample"))
     _state.role = "spawn"
     _state.pid, _state.ppid = os.getpid(), os.getppid()
     _state.t0 = t0
@@ -205,10 +230,10 @@ def finish(exit_kind: str = "normal") -> None:
     if _state.directory is None or _state.finished or os.getpid() != _state.pid:
         return
     _state.finished = True
-    import bump_global
+    from bump_global._api import guarded
 
     try:
-        with bump_global._guarded():  # before any import: the region may be full
+        with guarded():  # before any import: the region may be full
             from bump_global import _report
 
             record = _report.snapshot_record(
@@ -352,10 +377,9 @@ def _write_timeline(path: str, rows: List[Tuple[Any, ...]]) -> None:
 
 
 def _say(message: str) -> None:
+    """One line for the user: through the command line's error printer in its
+    process, else on stderr."""
     if _state.emit is not None:
         _state.emit(message)
-        return
-    try:
-        print("bump_global: " + " ".join(message.split()), file=sys.stderr, flush=True)
-    except Exception:  # nowhere left to say it
-        pass
+    else:
+        warn(message)

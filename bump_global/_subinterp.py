@@ -36,7 +36,7 @@ def _guard(module: Any, own_gil: Callable[..., bool], how: str) -> None:
 
     def guarded_create(*args: Any, **kwargs: Any) -> Any:
         if own_gil(*args, **kwargs):
-            from bump_global import BumpGlobalError
+            from bump_global._errors import BumpGlobalError
 
             raise BumpGlobalError(_MESSAGE.format(how=how))
         return create(*args, **kwargs)

@@ -39,7 +39,8 @@ import time
 from array import array
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-import bump_global
+from bump_global._api import sample as _sample
+from bump_global._errors import BumpGlobalError, load_core
 
 #: Column names of a sample, in order; a timeline file adds a last column, ``pid``.
 COLUMNS = ("time_s", "used_bytes", "region_resident_bytes", "rss_bytes")
@@ -81,8 +82,8 @@ def _open_statm() -> int:
 def native_unavailable() -> Optional[str]:
     """None if the native sampler can run in this process, else why it cannot."""
     try:
-        core = bump_global._load_core()
-    except bump_global.BumpGlobalError as exc:
+        core = load_core()
+    except BumpGlobalError as exc:
         return str(exc)
     reason: Optional[str] = core.sampler_check()
     if reason is not None:
@@ -110,13 +111,13 @@ def _forget_inherited() -> None:
     owner = _native_owner
     if owner is not None and _native_pid != os.getpid():
         _native_owner = None
-        owner._columns = bump_global._load_core().sampler_samples()
+        owner._columns = load_core().sampler_samples()
 
 
 def _before_fork() -> None:
     _forget_inherited()
     if _native_owner is not None:
-        bump_global._load_core().sampler_pause()
+        load_core().sampler_pause()
 
 
 class Sampler:
@@ -186,7 +187,7 @@ class Sampler:
     def _loop(self) -> None:
         # Everything the loop touches is a local, and its arithmetic is on floats
         # (from CPython's float free list): a tick makes as few objects as it can.
-        sleep, clock, sample = time.sleep, time.perf_counter, bump_global._sample
+        sleep, clock, sample = time.sleep, time.perf_counter, _sample
         times, used_col, resident_col, rss_col = (self._times, self._used, self._resident,
                                                   self._rss)
         last, stop, index, interval, t0 = (self._last, self._stop, self._index, self.interval,
@@ -224,7 +225,7 @@ class Sampler:
         self._t0 = time.perf_counter() if t0 is None else t0
         self.pid = os.getpid()
         if self.native:
-            core = bump_global._load_core()
+            core = load_core()
             _forget_inherited()
             try:
                 if _native_owner is not None:
@@ -259,10 +260,10 @@ class Sampler:
         if self.native:
             _forget_inherited()
             if _native_owner is self:
-                err = bump_global._load_core().sampler_stop()
+                err = load_core().sampler_stop()
                 if err:
                     self.error = f"sampling ended early: {os.strerror(err)}"
-                self._columns = bump_global._load_core().sampler_samples()
+                self._columns = load_core().sampler_samples()
                 _native_owner = None
             return
         self._stop[0] = True
@@ -277,7 +278,7 @@ class Sampler:
             if columns is None:
                 if _native_owner is not self:
                     return []  # never started
-                columns = bump_global._load_core().sampler_samples()
+                columns = load_core().sampler_samples()
             times, used, resident, rss = (array("d"), array("q"), array("q"), array("q"))
             for column, data in zip((times, used, resident, rss), columns):
                 column.frombytes(data)

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
-from bump_global._config import _UNITS, RECLAIM, format_size
+from bump_global._config import RECLAIM, format_size, parse_bytes
 
 _MARKERS = ("limit_allocated", "limit_allocations")
 _PROPERTY = "bump_global"  # user_properties key: (allocations, bytes) of the call
@@ -59,23 +59,7 @@ def parse_limit(value: object) -> int:
     Units are binary, as everywhere in bump_global: K, KB and KiB are 1024.
     Raises ValueError saying what is accepted.
     """
-    if isinstance(value, int) and not isinstance(value, bool):
-        number: float = value
-    elif isinstance(value, str):
-        text = value.strip().replace("_", "")
-        digits = len(text) - len(text.lstrip("0123456789."))
-        head, unit = text[:digits], text[digits:].strip().lower()
-        if unit not in _UNITS or head.count(".") > 1 or head.strip(".") == "":
-            raise ValueError(
-                f"invalid limit {value!r}: expected an int or a size such as '10 MB', "
-                "'512KiB', '1.5G' (binary units B, K, M, G, T, with optional 'B' or 'iB')"
-            )
-        number = float(head) * _UNITS[unit] if "." in head else int(head) * _UNITS[unit]
-    else:
-        raise ValueError(f"invalid limit {value!r}: expected an int or a size such as '10 MB'")
-    if number < 0:
-        raise ValueError(f"invalid limit {value!r}: a limit cannot be negative")
-    return int(number)
+    return parse_bytes(value, "limit")  # type: ignore[arg-type]
 
 
 def _read_limits(item: pytest.Item) -> Dict[str, Tuple[int, int, str]]:
@@ -124,14 +108,15 @@ _state_key = pytest.StashKey[_State]()
 
 def _install(reclaim: str, numpy: bool) -> str:
     """Install bump_global (or keep the install BUMP_GLOBAL=1 made); say which."""
-    import bump_global
+    from bump_global._api import install, is_installed, stats
+    from bump_global._errors import BumpGlobalError
 
-    if bump_global.is_installed():
-        reclaim = bump_global.stats().reclaim
+    if is_installed():
+        reclaim = stats().reclaim
         return f"installed before pytest started (BUMP_GLOBAL=1), reclaim={reclaim!r}"
     try:
-        bump_global.install(reclaim=reclaim, numpy=numpy)
-    except (bump_global.BumpGlobalError, ValueError) as exc:
+        install(reclaim=reclaim, numpy=numpy)
+    except (BumpGlobalError, ValueError) as exc:
         raise pytest.UsageError(f"--bump-global: {exc}") from None
     return f"installed by --bump-global, reclaim={reclaim!r}" + (", numpy=True" * numpy)
 
@@ -246,7 +231,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
     if not state.active or inspect.iscoroutinefunction(original):
         yield
         return
-    from bump_global import measure
+    from bump_global._measure import measure
 
     limits = pyfuncitem.stash.get(_stash_limits, {})
     warmup = max((w for _, w, _ in limits.values()), default=0)

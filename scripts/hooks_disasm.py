@@ -4,8 +4,9 @@
 
 Builds the C core of this working tree and of git revision REV (default HEAD) with
 PY (default: this interpreter), in temporary copies, disassembles the hook
-functions CPython calls (objdump), drops addresses and the targets of calls and
-jumps (they move with any change elsewhere), and prints, per function, whether
+functions CPython calls (objdump), names addresses by their symbols (the targets
+of calls and jumps, and RIP-relative data: they move with any change elsewhere),
+and prints, per function, whether
 its instructions are identical, else the two listings side by side as a unified
 diff.  Exit status 0 when every hook is identical, 1 otherwise.
 
@@ -72,9 +73,15 @@ def functions(so: Path, names: Sequence[str]) -> Dict[str, List[str]]:
             continue
         if current and "\t" in line:
             instruction = line.split("\t", 1)[1].strip()
+            # A RIP-relative operand is named by objdump's comment (`# addr
+            # <symbol+offset>`): keep the symbol and offset, not the distance.
+            comment = re.search(r"#\s+[0-9a-f]+ <([^>]+)>$", instruction)
+            instruction = re.sub(r"\s+#.*$", "", instruction)
+            if comment:
+                instruction = re.sub(r"rip\+0x[0-9a-f]+", f"rip+<{comment.group(1)}>",
+                                     instruction)
             # A jump or call names its target: keep the symbol, not the address.
             instruction = _ADDRESS.sub(lambda m: f"<{m.group(1)}>", instruction)
-            instruction = re.sub(r"\s+#.*$", "", instruction)
             result[current].append(instruction)
     return result
 

@@ -4,7 +4,8 @@
         [--jobs pyflakes,docutils,json_tool]
 
 Builds two copies of this checkout's C core: as shipped, and with
-experiments/recycle.patch applied and ``-DBUMP_GLOBAL_RECYCLE`` (core/recycle.c: per 64 KiB unit of the small area,
+experiments/recycle.patch applied and ``-DBUMP_GLOBAL_RECYCLE`` (core/recycle.c:
+per 64 KiB unit of the small area,
 the live blocks that start there; when a unit's last block dies, its physical
 pages move to the next chunk the arena takes, with one
 ``mremap(MREMAP_DONTUNMAP)``, instead of that chunk faulting fresh pages;

@@ -18,7 +18,7 @@ from typing import Dict, List
 
 import pytest
 
-from bump_global import _activate
+from bump_global import _activate, _config
 from bump_global._config import default_size
 from bump_global._launch import child_environment
 
@@ -239,15 +239,18 @@ def test_pytest_runs_under_the_allocator(tmp_path: Path) -> None:
     ("", False), ("0", False), ("false", False), ("NO", False), (" off ", False),
 ])
 def test_parse_flag(value: str, expected: bool) -> None:
-    assert _activate.parse_flag(value) is expected
+    assert _config.parse_flag(value) is expected
 
 
 def test_read_options() -> None:
     assert _activate.read_options({}) is None
     assert _activate.read_options({"BUMP_GLOBAL": "0", "BUMP_GLOBAL_SIZE": "x"}) is None
-    assert _activate.read_options({"BUMP_GLOBAL": "yes", "BUMP_GLOBAL_SIZE": "4G",
-                                   "BUMP_GLOBAL_REPORT": "1"}) == _activate.Options(
-        size="4G", scope="python", on_exhausted="fallback", report=True, histogram=False,
-        prefault=True)
+    config, report = _activate.read_options({"BUMP_GLOBAL": "yes", "BUMP_GLOBAL_SIZE": "4G",
+                                              "BUMP_GLOBAL_REPORT": "1"})
+    assert config == _config.Config.from_values({"size": "4G"})
+    assert report == _config.ReportOptions(report=True)
+    config, report = _activate.read_options({"BUMP_GLOBAL": "1",
+                                              "BUMP_GLOBAL_FLAMEGRAPH": "f.html"})
+    assert config.sites and report.flamegraph == "f.html"
     with pytest.raises(ValueError, match=r"^BUMP_GLOBAL_SCOPE='OBJECTS': invalid scope"):
         _activate.read_options({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_SCOPE": "OBJECTS"})

@@ -12,8 +12,9 @@ from typing import Dict, Optional, Sequence
 
 import pytest
 
+from bump_global import _config
 from bump_global._launch import child_environment
-from bump_global.cli import Target, split_run_args
+from bump_global._runner import Target, split_run_args
 
 SHOW = """\
 import json, os, sys
@@ -93,7 +94,7 @@ def test_console_script_entry_point(project: Path) -> None:
     # What pip generates for [project.scripts]: its own directory is sys.path[0].
     wrapper = write(project / "bin" / "bump-global", """\
         import sys
-        from bump_global.cli import main
+        from bump_global.commands import main
         if __name__ == "__main__":
             sys.exit(main())
         """)
@@ -216,7 +217,8 @@ def test_run_options_reach_install(tmp_path: Path) -> None:
     assert data["config"] == {"scope": "objects", "on_exhausted": "error",
                               "size": 64 << 20, "histogram": True, "prefault": False,
                               "huge_pages": False, "gc": "off", "reclaim": "classes",
-                              "numpy": False}
+                              "numpy": False, "sites": False,
+                              "sites_rate": _config.OPTIONS["sites_rate"].default}
     assert data["histogram"]
     assert data["counters"]["frees_reclaimed"] > 0
 
@@ -352,7 +354,7 @@ def test_info_json() -> None:
 
 def test_info_probe_does_not_leak_address_space() -> None:
     code = """\
-        from bump_global.cli import largest_region
+        from bump_global._platform import largest_region
         first = largest_region()
         for _ in range(3):
             again = largest_region()

@@ -47,11 +47,13 @@ def test_parse_size_minimum_and_maximum():
 
 def test_config_rejects_bad_choices_listing_the_accepted_ones():
     with pytest.raises(ValueError, match=r"invalid scope 'everything'.*'objects'.*'python'"):
-        Config.make("1G", "everything", "fallback")
+        Config.from_values({"size": "1G", "scope": "everything"})
     with pytest.raises(ValueError, match=r"invalid on_exhausted 'crash'.*'fallback'.*'error'"):
-        Config.make("1G", "python", "crash")
-    config = Config.make("2G", "objects", "error")
-    assert (config.size, config.scope_code, config.on_exhausted_code) == (2 << 30, 1, 2)
+        Config.from_values({"size": "1G", "on_exhausted": "crash"})
+    config = Config.from_values({"size": "2G", "scope": "objects", "on_exhausted": "error"})
+    engine = config.engine_options()
+    assert (config.size, engine["scope"], engine["on_exhausted"]) == (2 << 30, 1, 2)
+    assert Config.from_engine({**engine, "size": config.size}) == config
 
 
 def test_format_size():

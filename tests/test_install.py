@@ -263,7 +263,8 @@ def test_report_dict_schema_and_sample(py):
         before = bump_global.report_dict()
         bump_global.install("256M")
         data = [bytes(500) for _ in range(10000)]
-        used, resident = bump_global._sample()
+        from bump_global._api import sample
+        used, resident = sample()
         after = bump_global.report_dict(wall_time=1.5)
         print(json.dumps([before, after, used, resident, bump_global.report(wall_time=1.5)]))
     """).stdout
@@ -275,7 +276,7 @@ def test_report_dict_schema_and_sample(py):
     assert after["config"] == {"scope": "python", "on_exhausted": "fallback",
                                "size": 256 << 20, "histogram": False, "prefault": True,
                                "huge_pages": False, "gc": "relaxed", "reclaim": "none",
-                               "numpy": False}
+                               "numpy": False, "sites": False, "sites_rate": 512 << 10}
     assert set(after["region"]) == {"base", "reserved", "address_space", "used", "consumed",
                                     "committed", "resident", "shared_budget"}
     assert after["region"]["shared_budget"] is None  # an explicit size is per process
@@ -333,11 +334,11 @@ def test_bad_gc_policy_and_flags():
     from bump_global._config import Config
 
     with pytest.raises(ValueError, match=r"invalid gc 'never'.*'keep'.*'relaxed'.*'off'"):
-        Config.make("1G", "python", "fallback", gc="never")
+        Config.from_values({"size": "1G", "gc": "never"})
     with pytest.raises(ValueError, match=r"invalid reclaim 'all'.*'none'.*'last'.*'classes'"):
-        Config.make("1G", "python", "fallback", reclaim="all")
+        Config.from_values({"size": "1G", "reclaim": "all"})
     with pytest.raises(ValueError, match="invalid huge_pages 1: expected True or False"):
-        Config.make("1G", "python", "fallback", huge_pages=1)
+        Config.from_values({"size": "1G", "huge_pages": 1})
 
 
 def _thp_mode() -> str:

@@ -259,11 +259,11 @@ def test_without_numpy_enable_says_so_in_one_line():
         import bump_global
         from bump_global import _numpy_hook as h
         try:
-            h.enable("BUMP_GLOBAL_NUMPY=1")
+            h.check("BUMP_GLOBAL_NUMPY=1", "python")
         except bump_global.BumpGlobalError as exc:
             print(exc)
         else:
-            print("enabled")
+            print("accepted")
     """, prelude="", python_args=["-S"])
     message = proc.stdout.strip()
     assert "\n" not in message
@@ -284,7 +284,7 @@ def test_numpy_older_than_1_22_is_refused_in_one_line(tmp_path):
         import bump_global
         from bump_global import _numpy_hook as h
         try:
-            h.enable("numpy=True")
+            h.check("numpy=True", "python")
         except bump_global.BumpGlobalError as exc:
             print(exc)
     """, prelude="", python_args=["-S"])
@@ -296,20 +296,21 @@ def test_numpy_older_than_1_22_is_refused_in_one_line(tmp_path):
 def test_scope_objects_is_refused_because_array_data_goes_through_raw():
     proc = run("""
         import bump_global
-        from bump_global import _numpy_hook as h
-        bump_global.install(size="1G", scope="objects")
         try:
-            h.enable("--numpy")
+            bump_global.install(size="1G", scope="objects", numpy=True)
         except bump_global.BumpGlobalError as exc:
             print(exc)
+        print(bump_global.is_installed())
     """, prelude="")
-    assert proc.stdout.startswith("--numpy needs scope 'python' or 'raw'")
+    assert proc.stdout.startswith("numpy=True needs scope 'python' or 'raw'")
+    assert proc.stdout.endswith("False\n")  # refused before anything was installed
 
 
 def test_the_report_line_names_the_arrays_and_bytes():
     proc = run("""
         keep = np.zeros(1 << 20, dtype=np.uint8)
-        print(h.format_numpy_line(h.numpy_stats()))
+        from bump_global import _report
+        print(_report._numpy_row(h.numpy_stats()._asdict()))
     """)
     line = proc.stdout.rstrip("\n")
     assert line.lstrip().startswith("numpy") and "arrays" in line and "MiB" in line

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import bump_global
-from bump_global import _config, _startup
+from bump_global import _config
 from bump_global._config import Config, default_size
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -18,36 +18,36 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
 
 STATE = """
     import json, sys
-    import bump_global
+    from bump_global import _api
     print(json.dumps({
-        "config": repr(bump_global.installed_config()),
+        "config": repr(_api.installed_config()),
         "modules": sorted(m for m in sys.modules if m.startswith("bump_global")),
         "mmap": "mmap" in sys.modules,
     }))
 """
 
 
-def test_fast_path_defaults_are_the_configs_defaults() -> None:
-    config = Config.make()
-    assert _startup.DEFAULT_CORE_ARGUMENTS == config.core_arguments()
-    assert _startup.DEFAULT_GC == config.gc and _startup.DEFAULT_PREFAULT == config.prefault
-    assert _startup._ON == _config.TRUE_VALUES
+def test_fast_path_defaults_are_the_option_tables() -> None:
+    # The fast path passes the engine the defaults of the one option table.
+    options = _config.engine_options()
+    assert set(options) == {o.name for o in _config.INSTALL_OPTIONS} - {"size"}
+    assert options == Config.from_values({}).engine_options()
+    assert options["scope"] == _config.SCOPES[_config.OPTIONS["scope"].default][0]
 
 
-def test_size_helpers_are_shared_with_config() -> None:
-    assert _config.memory_limit is _startup.memory_limit
+def test_default_size_is_half_the_memory_limit() -> None:
     assert _config.MIN_SIZE == 1 << 20 and _config.AUTO_SIZE_MAX == 1 << 40
-    limit, _ = _startup.memory_limit()
-    assert limit is None or default_size()[0] == _startup.auto_size(limit)
-    assert _startup.auto_size(1 << 10) == _config.MIN_SIZE
-    assert _startup.auto_size(1 << 50) == _config.AUTO_SIZE_MAX
-    assert _startup.auto_size((3 << 30) + 12345) == 1536 << 20
+    limit, _ = _config.memory_limit()
+    assert limit is None or default_size()[0] == _config.auto_size(limit)
+    assert _config.auto_size(1 << 10) == _config.MIN_SIZE
+    assert _config.auto_size(1 << 50) == _config.AUTO_SIZE_MAX
+    assert _config.auto_size((3 << 30) + 12345) == 1536 << 20
 
 
 @linux_only
 def test_bump_global_1_alone_installs_the_defaults_without_the_full_path(py) -> None:
     state = json.loads(py(STATE, env={"BUMP_GLOBAL": "1"}).stdout)
-    assert state["config"] == repr(Config.make().replace(size=default_size()[0]))
+    assert state["config"] == repr(Config.from_values({}))
     # what start-up loaded, plus _api (installed_config) and what it imports
     assert "bump_global._activate" not in state["modules"]
     assert "bump_global._measure" not in state["modules"]
@@ -59,7 +59,8 @@ def test_start_up_loads_only_the_startup_module_and_the_core(py) -> None:
         import sys
         print(sorted(m for m in sys.modules if m.startswith("bump_global")), "mmap" in sys.modules)
     """, env={"BUMP_GLOBAL": "1"}).stdout
-    modules = ["bump_global", "bump_global._core", "bump_global._gc", "bump_global._startup"]
+    modules = ["bump_global", "bump_global._config", "bump_global._core", "bump_global._gc",
+               "bump_global._records", "bump_global._startup"]
     if sys.version_info >= (3, 12):  # the subinterpreter guards
         modules.append("bump_global._subinterp")
     assert out == f"{modules} False\n"
@@ -97,7 +98,8 @@ def test_lazy_names_resolve_and_unknown_ones_raise() -> None:
     assert bump_global.measure.__module__ == "bump_global._measure"
     assert bump_global.Stats.__name__ == "Stats"
     assert bump_global.install.__module__ == "bump_global"
-    assert bump_global.BumpGlobalError.__module__ == "bump_global"
+    assert bump_global.report.__module__ == "bump_global"
+    assert bump_global.BumpGlobalError.__module__ == "bump_global._errors"
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
         bump_global.nothing_here  # noqa: B018
     assert set(bump_global.__all__) <= set(dir(bump_global))

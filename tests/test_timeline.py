@@ -285,7 +285,7 @@ def test_timeline_files_have_pid_as_last_column(tmp_path: Path) -> None:
 def test_cli_timeline_rows_carry_the_targets_pid(tmp_path: Path) -> None:
     out = tmp_path / "t.csv"
     proc = run_python(
-        "import sys; from bump_global.cli import main; sys.exit(main())",
+        "import sys; from bump_global.commands import main; sys.exit(main())",
         args=["run", "--sample", "5", "--timeline", str(out), "-c",
               "import os, time; print(os.getpid()); time.sleep(0.1)"])
     rows = read_timeline(out)
@@ -313,7 +313,7 @@ print(os.getpid(), pid)
 def test_cli_timeline_holds_a_forked_childs_own_samples(tmp_path: Path) -> None:
     out = tmp_path / "t.jsonl"
     proc = run_python(
-        "import sys; from bump_global.cli import main; sys.exit(main())",
+        "import sys; from bump_global.commands import main; sys.exit(main())",
         python_args=["-W", "always::DeprecationWarning"],
         args=["run", "--sample", "5", "--timeline", str(out), "-c", FORKING_TARGET])
     if NATIVE:

@@ -55,12 +55,12 @@ def _module(name: str):  # type: ignore[no-untyped-def]
 
 def build_parser(only: Optional[str] = None) -> Parser:
     """The parser; the options of the subcommand `only` (all when None) are added."""
-    import bump_global
+    from bump_global._version import __version__
 
     parser = Parser(prog=PROG, description="Run Python programs under the bump_global "
                     "bump allocator, and inspect what the platform allows.")
     parser.add_argument("--version", action="version",
-                        version=f"%(prog)s {bump_global.__version__}")
+                        version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, help in COMMANDS.items():
         command = sub.add_parser(name, help=help, allow_abbrev=False,

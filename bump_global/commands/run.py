@@ -16,16 +16,9 @@ import sys
 import time
 from typing import Any, Dict, Sequence
 
-import bump_global
-from bump_global._config import (
-    INSTALL_OPTIONS,
-    SESSION_OPTIONS,
-    Config,
-    OptionError,
-    check_session,
-    from_namespace,
-    read_environment,
-)
+from bump_global import _api, _config
+from bump_global._config import INSTALL_OPTIONS, SESSION_OPTIONS, Config
+from bump_global._errors import BumpGlobalError, OptionError
 from bump_global._runner import Target, TargetError, split_run_args
 
 PARSER: Dict[str, Any] = {
@@ -52,29 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run a module, as python -m")
     target.add_argument("-c", metavar="CODE", dest="code_help",
                         help="run code, as python -c")
-
-
-def _check_output(option: str, path: str) -> None:
-    from bump_global.commands import UsageError
-
-    parent = os.path.dirname(os.path.abspath(path))
-    if not path or os.path.isdir(path):
-        raise UsageError(f"argument {option}: {path!r} is a directory: give a file name")
-    if not os.path.isdir(parent):
-        raise UsageError(f"argument {option}: directory {parent!r} does not exist: "
-                         "create it first or write elsewhere")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"argument {option}: directory {parent!r} is not writable")
-
-
-def export_to_children(config: Config) -> None:
-    """Make the program's Python children run under the same allocator."""
-    from bump_global._config import ENV_PREFIX
-
-    os.environ[ENV_PREFIX] = "1"
-    for option in INSTALL_OPTIONS:
-        value = getattr(config, option.name)
-        os.environ[option.env] = ("1" if value else "0") if option.kind == "flag" else str(value)
 
 
 def _trimmed(tb: Any) -> Any:
@@ -119,18 +89,30 @@ def main(args: Sequence[str]) -> int:
     if unknown:
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)} "
                          "(see 'bump-global run --help')")
-    defaults, problems = read_environment(os.environ)
+    environment, problems = _config.read_environment(os.environ)
     if problems:
         raise UsageError("; ".join(problems) + ": fix or unset the variable (the "
                          "BUMP_GLOBAL_* variables are the defaults of run's options)")
     try:
-        config = Config.from_values(from_namespace(ns, INSTALL_OPTIONS, defaults), "cli")
-        session = check_session(from_namespace(ns, SESSION_OPTIONS, defaults), "cli")
+        values, sources = _config.from_namespace(ns, INSTALL_OPTIONS, environment)
+        outputs, output_sources = _config.from_namespace(ns, SESSION_OPTIONS, environment)
+        sources.update(output_sources)
+        # An option the user did not set is named by its flag: where to set it.
+        sources = {name: "env" if where == "env" else "cli" for name, where in sources.items()}
+        session = _config.check_report_options(outputs, "cli")
+        if session.flamegraph is not None:
+            if ns.sites is False:
+                raise OptionError("--flamegraph needs the sites: drop --no-sites")
+            values["sites"] = True  # a flame graph needs the sites
+        config = Config.from_values(values, sources)
     except OptionError as exc:
         raise UsageError(str(exc)) from exc
-    for option, path in (("--json", session.json), ("--timeline", session.timeline)):
-        if path is not None:
-            _check_output(option, path)
+    for option in SESSION_OPTIONS:
+        path = getattr(session, option.name)
+        if option.kind == "path" and path is not None:
+            problem = _session.output_problem(path)
+            if problem is not None:
+                raise UsageError(f"{option.where(sources[option.name])} {path!r}: {problem}")
     if target is None:
         raise UsageError("nothing to run: give a SCRIPT, -m MODULE or -c CODE "
                          "(e.g. bump-global run script.py)")
@@ -139,7 +121,7 @@ def main(args: Sequence[str]) -> int:
         target.check()
     except TargetError as exc:
         raise UsageError(str(exc)) from exc
-    current = bump_global.installed_config()
+    current = _api.installed_config()
     if current is not None:
         from bump_global import _region
 
@@ -153,10 +135,10 @@ def main(args: Sequence[str]) -> int:
 
         sampler = Sampler(session.sample)  # storage made before the install
     try:
-        bump_global._install(config, "cli")
-    except bump_global.BumpGlobalError as exc:
+        _api.install_config(config, sources)
+    except BumpGlobalError as exc:
         raise UsageError(str(exc)) from exc
-    export_to_children(config)
+    _config.export_environment(config, os.environ)
     t0 = time.perf_counter()
     if session.wanted:
         _session.start(session, t0, sampler, warn=error)

@@ -1,7 +1,8 @@
 /*
  * core/domains.c -- one set of hooks per domain (the PyMemAllocatorEx
  * functions CPython calls), and the choice among the default hooks and those
- * of the reclaim policies, made once at install.  Our functions ignore `ctx`:
+ * of the reclaim policies, made at install (and, for reclaim="classes", again
+ * when sampling goes on or off).  Our functions ignore `ctx`:
  * each finds its domain's state in a static (see install.c).
  */
 
@@ -32,7 +33,7 @@ choose_hooks(int reclaim)
         mem_inner.free = mem_free_last;
         obj_inner.free = obj_free_last;
     }
-    else if (reclaim == RECLAIM_CLASSES) {
+    else if (reclaim == RECLAIM_CLASSES && !sampling.on) {
         PyMemAllocatorEx mem = {NULL, mem_malloc_classes, mem_calloc_classes,
                                 mem_realloc_classes, mem_free_classes};
         PyMemAllocatorEx obj = {NULL, obj_malloc_classes, obj_calloc_classes,
@@ -40,4 +41,37 @@ choose_hooks(int reclaim)
         mem_inner = mem;
         obj_inner = obj;
     }
+    else if (reclaim == RECLAIM_CLASSES) {
+        PyMemAllocatorEx mem = {NULL, mem_malloc_classes_sampled, mem_calloc_classes_sampled,
+                                mem_realloc_classes_sampled, mem_free_classes};
+        PyMemAllocatorEx obj = {NULL, obj_malloc_classes_sampled, obj_calloc_classes_sampled,
+                                obj_realloc_classes_sampled, obj_free_classes};
+        mem_inner = mem;
+        obj_inner = obj;
+    }
+}
+
+/* Sampling went on or off (sites.c): reclaim="classes" swaps its MEM/OBJ hooks
+ * for the sampling ones or back (the bump arenas need no other hooks).  With
+ * the histogram, its hooks call through *_inner; else the domains get the new
+ * hooks, with the previous allocator's ctx as at install.  With the GIL: MEM
+ * and OBJ are only called with it. */
+static void
+hooks_refresh(void)
+{
+    if (region.reclaim != RECLAIM_CLASSES || region.scope == SCOPE_RAW) {
+        return;
+    }
+    choose_hooks(region.reclaim);
+    if (region.histogram) {
+        return;
+    }
+    if (region.scope == SCOPE_PYTHON) {
+        PyMemAllocatorEx hooks = mem_inner;
+        hooks.ctx = mem_prev.ctx;
+        PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &hooks);
+    }
+    PyMemAllocatorEx hooks = obj_inner;
+    hooks.ctx = obj_prev.ctx;
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &hooks);
 }

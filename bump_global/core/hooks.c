@@ -8,10 +8,12 @@
 #define ARENA_LOCK(d) do { if ((d)->is_raw) LOCK(raw_lock); } while (0)
 #define ARENA_UNLOCK(d) do { if ((d)->is_raw) UNLOCK(raw_lock); } while (0)
 
-/* A bump that missed: zero bytes, a large block, a new chunk.  NULL if the
- * region cannot serve it.  Under the arena's lock. */
+/* A bump that missed: zero bytes, a large block, a new chunk, a sampling
+ * point.  NULL if the region cannot serve it.  *sampled: the bytes of the
+ * block if it holds a sampling point (sampling.c), else left as it is.  Under
+ * the arena's lock. */
 static NOINLINE void *
-arena_bump_cold(arena_t *a, size_t n)
+arena_bump_cold(arena_t *a, size_t n, size_t *sampled)
 {
     if (n == 0) {
         n = 1;  /* a unique, non-NULL 16-byte block */
@@ -21,25 +23,66 @@ arena_bump_cold(arena_t *a, size_t n)
     }
     size_t sz = ROUND_UP(n, ALIGNMENT);
     if (a == &gil_arena && sz >= LARGE_MIN) {
-        return large_alloc(a, n);
+        return large_alloc(a, n, sampled);
     }
-    if (sz > a->end - a->top &&
+    if (sz > a->chunk_end - a->top &&
         !arena_refill(a, sz, a == &raw_arena ? RAW_CHUNK : GIL_CHUNK, 0)) {
         return NULL;
     }
-    void *p;
-    return bump(a, n, &p) ? p : NULL;
+    /* The block fits the chunk (`end` may be a sampling point before it). */
+    uintptr_t top = a->top;
+    ASSERT(IS_ALIGNED(top) && top + sz <= a->chunk_end);
+    a->top = top + sz;
+    a->last = top;
+    a->c.allocations++;
+    *sampled = arena_sampled(a, top, sz);
+    return (void *)top;
 }
 
-/* The cold half of malloc: a new chunk, a large block, or exhaustion. */
+/* Bytes below an arena's `dirty` mark may have been handed out before (and
+ * written): the part of block [p, p + n) below it, which calloc clears.
+ * Under the arena's lock. */
+ALWAYS_INLINE size_t
+dirty_part(const domain_t *d, uintptr_t p, size_t n)
+{
+    uintptr_t dirty = d->arena->dirty;
+    if (!d->is_raw && unlikely(in_large_area(p))) {
+        dirty = large.dirty;
+    }
+    if (p != 0 && unlikely(p < dirty)) {
+        return dirty - p < n ? dirty - p : n;
+    }
+    return 0;
+}
+
+/* The cold half of malloc and calloc (zero: clear what must be; n is nelem *
+ * elsize, checked): a new chunk, a large block, a sample, or exhaustion. */
+static NOINLINE void *
+alloc_cold(const domain_t *d, size_t nelem, size_t elsize, int zero)
+{
+    size_t n = nelem * elsize, sampled = 0, to_clear = 0;
+    ARENA_LOCK(d);
+    void *p = arena_bump_cold(d->arena, n, &sampled);
+    if (zero) {
+        to_clear = dirty_part(d, (uintptr_t)p, n);
+    }
+    ARENA_UNLOCK(d);
+    if (unlikely(sampled)) {
+        sites_record(d, sampled, 0);
+    }
+    if (unlikely(p == NULL)) {
+        return exhausted(d, nelem, elsize, zero);
+    }
+    if (unlikely(to_clear)) {
+        memset(p, 0, to_clear);
+    }
+    return p;
+}
+
 static NOINLINE void *
 malloc_cold(const domain_t *d, size_t n)
 {
-    arena_t *a = d->arena;
-    ARENA_LOCK(d);
-    void *p = arena_bump_cold(a, n);
-    ARENA_UNLOCK(d);
-    return likely(p != NULL) ? p : exhausted(d, n, 1, 0);
+    return alloc_cold(d, n, 1, 0);
 }
 
 ALWAYS_INLINE void *
@@ -56,14 +99,12 @@ hook_malloc(const domain_t *d, size_t n)
         return malloc_cold(d, n);
     }
     ARENA_LOCK(d);
-    if (unlikely(!bump(a, n, &p))) {
-        p = arena_bump_cold(a, n);
-    }
+    int hit = bump(a, n, &p);
     ARENA_UNLOCK(d);
-    if (unlikely(p == NULL)) {
-        return exhausted(d, n, 1, 0);
+    if (likely(hit)) {
+        return p;
     }
-    return p;
+    return malloc_cold(d, n);  /* takes the lock again */
 }
 
 /* Memory above an arena's `dirty` mark has never been handed out and is
@@ -76,28 +117,14 @@ hook_calloc(const domain_t *d, size_t nelem, size_t elsize)
     if (mul_overflows(nelem, elsize, &n)) {
         return NULL;
     }
-    arena_t *a = d->arena;
     void *p;
     ARENA_LOCK(d);
-    if (unlikely(!bump(a, n, &p))) {
-        p = arena_bump_cold(a, n);
+    if (unlikely(!bump(d->arena, n, &p))) {
+        ARENA_UNLOCK(d);
+        return alloc_cold(d, nelem, elsize, 1);
     }
-    /* Bytes below `dirty` may have been handed out before (and written). */
-    size_t to_clear = 0;
-    uintptr_t dirty = a->dirty;
-    if (!d->is_raw && unlikely(in_large_area((uintptr_t)p))) {
-        dirty = large.dirty;
-    }
-    if (p != NULL && unlikely((uintptr_t)p < dirty)) {
-        to_clear = dirty - (uintptr_t)p;
-        if (to_clear > n) {
-            to_clear = n;
-        }
-    }
+    size_t to_clear = dirty_part(d, (uintptr_t)p, n);
     ARENA_UNLOCK(d);
-    if (unlikely(p == NULL)) {
-        return exhausted(d, nelem, elsize, 1);
-    }
     if (unlikely(to_clear)) {
         memset(p, 0, to_clear);
     }
@@ -174,20 +201,29 @@ hook_free(const domain_t *d, void *p)
 }
 
 /* Resize the arena's most recent block in place.  Returns 0 if it cannot.
- * Called with the arena's lock held. */
+ * Its growth counts against the sampling point (*sampled: the growth, if it
+ * holds the point); a shrink moves the point back.  Called with the arena's
+ * lock held. */
 static int
-resize_last(arena_t *a, uintptr_t p, size_t n, size_t granule)
+resize_last(arena_t *a, uintptr_t p, size_t n, size_t granule, size_t *sampled)
 {
-    ASSERT(p == a->last && p < a->top && a->top <= a->end);
+    ASSERT(p == a->last && p < a->top && a->top <= a->chunk_end);
     size_t sz = n == 0 ? ALIGNMENT : ROUND_UP(n, ALIGNMENT);
-    if (sz > a->end - p && !arena_refill(a, sz - (a->top - p), granule, 1)) {
+    if (sz > a->chunk_end - p && !arena_refill(a, sz - (a->top - p), granule, 1)) {
         return 0;
     }
-    if (p + sz < a->top && a->top > a->dirty) {
-        a->dirty = a->top;  /* the bytes we give back were handed out */
+    uintptr_t old_top = a->top;
+    if (p + sz < old_top && old_top > a->dirty) {
+        a->dirty = old_top;  /* the bytes we give back were handed out */
     }
     a->top = p + sz;
-    ASSERT(a->top <= a->end);
+    ASSERT(a->top <= a->chunk_end);
+    if (a->top > old_top) {
+        *sampled = arena_sampled(a, old_top, a->top - old_top);
+    }
+    else if (sampling.on) {
+        arena_gave_back(a, old_top - a->top);
+    }
     a->c.reallocs_in_place++;
     return 1;
 }
@@ -217,11 +253,14 @@ hook_realloc(const domain_t *d, void *p, size_t n)
     }
     uintptr_t addr = (uintptr_t)p;
     int is_large = in_large_area(addr);
-    size_t avail;
+    size_t avail, grown = 0;
     if (is_large) {
         /* Only the GIL domains own the large area (RAW may meet its blocks
          * through a mismatched call, and then just moves them). */
-        if (!d->is_raw && addr == large.last && large_resize_last(a, addr, n)) {
+        if (!d->is_raw && addr == large.last && large_resize_last(a, addr, n, &grown)) {
+            if (unlikely(grown)) {
+                sites_record(d, grown, SITE_GROWTH);
+            }
             return p;
         }
         avail = large_size(addr);
@@ -229,9 +268,12 @@ hook_realloc(const domain_t *d, void *p, size_t n)
     else {
         ARENA_LOCK(d);
         int done = addr == a->last &&
-                   resize_last(a, addr, n, d->is_raw ? RAW_CHUNK : GIL_CHUNK);
+                   resize_last(a, addr, n, d->is_raw ? RAW_CHUNK : GIL_CHUNK, &grown);
         ARENA_UNLOCK(d);
         if (done) {
+            if (unlikely(grown)) {
+                sites_record(d, grown, SITE_GROWTH);
+            }
             return p;
         }
         /* We keep no size for small blocks, but [p, cursor) is committed and

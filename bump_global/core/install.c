@@ -24,11 +24,13 @@ atfork_prepare(void)
     LOCK(commit_lock);
     LOCK(prefault.lock);
     LOCK(fallback.lock);
+    sites_atfork_prepare();
 }
 
 static void
 atfork_parent(void)
 {
+    sites_atfork_parent();
     UNLOCK(fallback.lock);
     UNLOCK(prefault.lock);
     UNLOCK(commit_lock);
@@ -49,6 +51,7 @@ atfork_child(void)
     UNLOCK(commit_lock);
     UNLOCK(raw_lock);
     shared_budget_atfork_child();
+    sites_atfork_child();
 }
 
 static void
@@ -100,15 +103,44 @@ core_reserve(PyObject *self, PyObject *arg)
     return PyLong_FromVoidPtr(p);
 }
 
+/* The options the engine reads, by name, from install()'s mapping (Python's one
+ * option table, bump_global/_config.py, gives them: a choice as its code).  The
+ * mapping itself is kept, with the size, for config(). */
+static PyObject *installed_options;
+
+/* options[name] as an int (a bool is 0 or 1); -1 with an exception if missing. */
+static int
+option_int(PyObject *options, const char *name, int *out)
+{
+    PyObject *value = PyDict_GetItemString(options, name);  /* borrowed */
+    if (value == NULL) {
+        PyErr_Format(PyExc_ValueError, "install(): option %s is missing", name);
+        return -1;
+    }
+    long v = PyLong_AsLong(value);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
 static PyObject *
 core_install(PyObject *self, PyObject *args)
 {
-    PyObject *mapping;
+    PyObject *mapping, *options;
     unsigned long long base, size, committed, commit_step;
-    int scope, on_exhausted, histogram, prefault_on, huge_pages, gc_policy, reclaim;
-    if (!PyArg_ParseTuple(args, "OKKKKiipppii:install", &mapping, &base, &size, &committed,
-                          &commit_step, &scope, &on_exhausted, &histogram, &prefault_on,
-                          &huge_pages, &gc_policy, &reclaim)) {
+    int scope, on_exhausted, histogram, prefault_on, huge_pages, reclaim;
+    if (!PyArg_ParseTuple(args, "OKKKKO!:install", &mapping, &base, &size, &committed,
+                          &commit_step, &PyDict_Type, &options)) {
+        return NULL;
+    }
+    if (option_int(options, "scope", &scope) < 0 ||
+        option_int(options, "on_exhausted", &on_exhausted) < 0 ||
+        option_int(options, "histogram", &histogram) < 0 ||
+        option_int(options, "prefault", &prefault_on) < 0 ||
+        option_int(options, "huge_pages", &huge_pages) < 0 ||
+        option_int(options, "reclaim", &reclaim) < 0) {
         return NULL;
     }
     if (region.installed) {
@@ -145,6 +177,14 @@ core_install(PyObject *self, PyObject *args)
         goto unpin;
     }
 #endif
+    PyObject *kept = PyDict_Copy(options);
+    PyObject *size_obj = PyLong_FromUnsignedLongLong(size);
+    if (kept == NULL || size_obj == NULL || PyDict_SetItemString(kept, "size", size_obj) < 0) {
+        Py_XDECREF(kept);
+        Py_XDECREF(size_obj);
+        goto unpin;
+    }
+    Py_DECREF(size_obj);
     if (reclaim == RECLAIM_CLASSES && scope != SCOPE_RAW) {
         /* One byte and one class_page_t per class page of the small area
          * (size + reserve); calloc's pages stay untouched (zero) until a class
@@ -157,15 +197,18 @@ core_install(PyObject *self, PyObject *args)
             free(class_pages);
             class_map = NULL;
             class_pages = NULL;
+            Py_DECREF(kept);
             PyErr_NoMemory();
             goto unpin;
         }
         classes_init();
     }
     if (prim_atfork(atfork_prepare, atfork_parent, atfork_child) != 0) {
+        Py_DECREF(kept);
         PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
         goto unpin;
     }
+    installed_options = kept;  /* for config(); kept for the life of the process */
     region.base = (uintptr_t)base;
     region.size = (uintptr_t)size;
     region.end = region.base + region.size + EMERGENCY_RESERVE;
@@ -190,7 +233,6 @@ core_install(PyObject *self, PyObject *args)
     region.on_exhausted = on_exhausted;
     region.histogram = histogram;
     region.huge_pages = huge_pages;
-    region.gc_policy = gc_policy;
     region.reclaim = reclaim;
     region.installed = 1;
     FENCE();

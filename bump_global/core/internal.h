@@ -143,13 +143,19 @@ typedef struct {
 
 /* ---- arenas, domains, the region ------------------------------------------ */
 
+/* The fast path reads top, end, last and the allocations counter; the rest is
+ * the cold paths'. */
 typedef struct {
     uintptr_t top;    /* next free byte of the current chunk */
-    uintptr_t end;    /* end of the current chunk */
+    uintptr_t end;    /* the fast path's limit: chunk_end, or the next sampling
+                       * point if nearer (sampling.c) */
     uintptr_t last;   /* start of the most recent block, 0 if none in this chunk */
     uintptr_t dirty;  /* bytes at or above max(top, dirty) were never handed out */
     uint64_t waste;   /* bytes left unused at the end of abandoned chunks */
     counters_t c;
+    uintptr_t chunk_end;  /* end of the current chunk */
+    uintptr_t sample_at;  /* sites: the next sampling point (>= top while armed) */
+    uint64_t rng;         /* sites: the state its intervals are drawn from */
 } arena_t;
 
 /* A domain's description is const, so once a hook is inlined the compiler
@@ -195,7 +201,6 @@ static struct {
     int histogram;
     int huge_pages;         /* MADV_HUGEPAGE once PREFAULT_START bytes were taken */
     uintptr_t huge_applied; /* atomic: 1 once applied */
-    int gc_policy;          /* kept for config(); applied by Python */
     int reclaim;            /* RECLAIM_*: chooses the MEM/OBJ hooks at install */
     int installed;
 } region;

@@ -4,7 +4,9 @@
  * Under the GIL (only the GIL domains allocate here).  A freed or moved large
  * block's whole pages go back to the OS (release_pages); its addresses are
  * never handed out again, so this is no reuse.  Under a reclaim policy the
- * most recent large block is rolled back instead (large_rollback).
+ * most recent large block is rolled back instead (large_rollback).  Its
+ * blocks count against the GIL arena's sampling point (sampling.c): *sampled
+ * is set to the bytes of a block that holds it.
  */
 
 ALWAYS_INLINE size_t
@@ -14,7 +16,7 @@ large_size(uintptr_t p)
 }
 
 static void *
-large_alloc(arena_t *a, size_t n)
+large_alloc(arena_t *a, size_t n, size_t *sampled)
 {
     size_t sz = ROUND_UP(n, ALIGNMENT) + LARGE_HEADER;
     uintptr_t h = large.top;
@@ -33,12 +35,14 @@ large_alloc(arena_t *a, size_t n)
     area_grew(1, large.top);
     a->c.allocations++;
     a->c.large_allocations++;
+    *sampled = arena_sampled_apart(a, sz);
     return (void *)large.last;
 }
 
-/* Resize the most recent large block where it stands.  0 if it cannot. */
+/* Resize the most recent large block where it stands.  0 if it cannot.  Its
+ * growth counts against the sampling point (*sampled: the growth, if sampled). */
 static int
-large_resize_last(arena_t *a, uintptr_t p, size_t n)
+large_resize_last(arena_t *a, uintptr_t p, size_t n, size_t *sampled)
 {
     ASSERT(p == large.last);
     size_t new_sz = n == 0 ? ALIGNMENT : ROUND_UP(n, ALIGNMENT);
@@ -64,6 +68,7 @@ large_resize_last(arena_t *a, uintptr_t p, size_t n)
     ASSERT(large.top <= region.large_end);
     if (new_sz > old_sz) {
         area_grew(1, large.top);
+        *sampled = arena_sampled_apart(a, new_sz - old_sz);
     }
     a->c.reallocs_in_place++;
     return 1;

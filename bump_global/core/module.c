@@ -5,13 +5,14 @@
 
 static PyMethodDef core_methods[] = {
     SAMPLER_METHODS
+    SITES_METHODS
     {"install", core_install, METH_VARARGS,
-     "install(mapping, base, size, committed, commit_step, scope, on_exhausted, histogram,\n"
-     "        prefault, huge_pages, gc_policy, reclaim)\n"
-     "Install the hooks over a reserved region (see bump_global.install)."},
+     "install(mapping, base, size, committed, commit_step, options)\n"
+     "Install the hooks over a reserved region (see bump_global.install); `options` is a\n"
+     "dict of every install option but the size, by name, a choice as its code."},
     {"config", core_config, METH_NOARGS,
-     "config() -> (base, size, scope, on_exhausted, histogram, prefault, huge_pages,\n"
-     "gc_policy, reclaim) or None."},
+     "config() -> the options install() was given, with the size as installed (a new\n"
+     "dict), or None before install."},
     {"stats", core_stats, METH_NOARGS,
      "stats() -> tuple of counters (see bump_global.stats) or None."},
     {"reserve", core_reserve, METH_O,

@@ -16,7 +16,9 @@
  *   prim_shared_page(&fd)          one page shared between processes (Linux;
  *                                  NULL elsewhere): the shared budget
  *   prim_pid(), prim_process_gone(pid)  this process; whether pid has ended
+ *   prim_thread_id()               the calling thread (nonzero)
  *   prim_now_ns()                  a monotonic clock
+ *   prim_write(fd, buf, len)       write all of buf to a file (the sites' records)
  *   locks, a condition variable, a thread, and fork handlers.
  * PRIM_HAVE_PREFAULT says whether prefaulting is offered here (Linux).
  */
@@ -285,6 +287,31 @@ static uint64_t
 prim_pid(void)
 {
     return (uint64_t)getpid();
+}
+
+static uintptr_t
+prim_thread_id(void)
+{
+    return (uintptr_t)pthread_self();
+}
+
+/* Write all of buf[0:len) to fd (retrying on EINTR and short writes); 0 on
+ * success, else an errno.  No allocation. */
+static int
+prim_write(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno ? errno : EIO;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }
 
 /* 1 if no process `pid` exists any more (a zombie still exists). */

@@ -4,6 +4,8 @@
  * no page release, residency unknown: those report nothing.
  */
 #include <windows.h>
+#include <errno.h>
+#include <io.h>
 
 #define PRIM_HAVE_PREFAULT 0
 
@@ -146,6 +148,28 @@ static uint64_t
 prim_pid(void)
 {
     return (uint64_t)GetCurrentProcessId();
+}
+
+static uintptr_t
+prim_thread_id(void)
+{
+    return (uintptr_t)GetCurrentThreadId();
+}
+
+/* Write all of buf[0:len) to the CRT descriptor fd; 0 or an errno. */
+static int
+prim_write(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        unsigned chunk = len > (1u << 30) ? (1u << 30) : (unsigned)len;
+        int n = _write(fd, buf, chunk);
+        if (n < 0) {
+            return errno ? errno : EIO;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }
 
 static int

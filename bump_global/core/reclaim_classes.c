@@ -125,8 +125,8 @@ class_fresh_page(void)
     arena_t *a = &class_arena;
     for (int attempt = 0; attempt < 2; attempt++) {
         uintptr_t page = region.base + ROUND_UP(a->top - region.base, CLASS_PAGE);
-        if (a->end != 0 && page >= a->top && page <= a->end &&
-            a->end - page >= CLASS_PAGE) {
+        if (a->chunk_end != 0 && page >= a->top && page <= a->chunk_end &&
+            a->chunk_end - page >= CLASS_PAGE) {
             a->waste += page - a->top;  /* the alignment gap */
             a->top = page + CLASS_PAGE;
             class_pages_taken++;
@@ -308,16 +308,66 @@ class_push(unsigned k, void *p)
     }
 }
 
-/* Classes past CLASS_SMALL_MAX, new pages, sizes beyond the classes. */
-static NOINLINE void *
-malloc_classes_cold(const domain_t *d, size_t n)
+/* Blocks the classes handed out so far (bumped or popped). */
+static uint64_t
+classes_handed_out(void)
+{
+    uint64_t n = 0;
+    if (class_map != NULL) {
+        for (unsigned k = 1; k < NCLASSES; k++) {
+            n += classes[k].bumps + classes[k].pops;
+        }
+    }
+    return n;
+}
+
+/* Sampling (sites on): a class block of s bytes counts against
+ * sampling.classes_left (sampling.c); s if it holds the point (the next one is
+ * drawn), else 0.  Under the GIL. */
+ALWAYS_INLINE size_t
+classes_sampled(size_t s)
+{
+    if (!sampling.on) {
+        return 0;
+    }
+    if ((int64_t)s > sampling.classes_left) {
+        sampling.classes_left = (int64_t)sampling_interval(&sampling.classes_rng);
+        return s;
+    }
+    sampling.classes_left -= (int64_t)s;
+    return 0;
+}
+
+/* Classes past CLASS_SMALL_MAX, new pages, sizes beyond the classes; with
+ * `sampled` (a constant: the sampling hooks), a sample. */
+ALWAYS_INLINE void *
+malloc_classes_cold_x(const domain_t *d, size_t n, int sampled)
 {
     if (n <= CLASS_MAX) {
         int reused;
         void *p = class_alloc(n, &reused);
-        return likely(p != NULL) ? p : exhausted(d, n, 1, 0);
+        if (unlikely(p == NULL)) {
+            return exhausted(d, n, 1, 0);
+        }
+        size_t hit = sampled ? classes_sampled(classes[class_of(n)].size) : 0;
+        if (unlikely(hit)) {
+            sites_record(d, hit, 0);
+        }
+        return p;
     }
-    return hook_malloc(d, n);
+    return hook_malloc(d, n);  /* a large block: the GIL arena's point */
+}
+
+static NOINLINE void *
+malloc_classes_cold(const domain_t *d, size_t n)
+{
+    return malloc_classes_cold_x(d, n, 0);
+}
+
+static NOINLINE void *
+malloc_classes_sampled_cold(const domain_t *d, size_t n)
+{
+    return malloc_classes_cold_x(d, n, 1);
 }
 
 /* The fast case, as hook_malloc's: hits return, misses tail-call.  One
@@ -325,22 +375,38 @@ malloc_classes_cold(const domain_t *d, size_t n)
  * cold); the class is (n + 15) >> 4.  Cost (gcc -O2, x86-64): a hit from the
  * free list is 12 instructions with no call (compare, branch, lea, shr, shl,
  * add, load free, test, branch, load next, pops++, store free, ret), a bump
- * from the page 5 more. */
+ * from the page 5 more.  The sampling hooks (`sampled`, installed only while
+ * sites are on) add a load, a subtraction, a branch and a store of
+ * classes_left: the block that would take it below zero goes cold. */
 ALWAYS_INLINE void *
-hook_malloc_classes(const domain_t *d, size_t n)
+hook_malloc_classes_x(const domain_t *d, size_t n, int sampled)
 {
     if (likely(n - 1 < CLASS_SMALL_MAX)) {
+        class_t *c = &classes[(n + (ALIGNMENT - 1)) >> 4];
         int reused;
-        void *p = class_take(&classes[(n + (ALIGNMENT - 1)) >> 4], &reused);
-        if (likely(p != NULL)) {
-            return p;
+        if (!sampled) {
+            void *p = class_take(c, &reused);
+            if (likely(p != NULL)) {
+                return p;
+            }
+        }
+        else {
+            int64_t left = sampling.classes_left - (int64_t)c->size;
+            if (likely(left >= 0)) {
+                void *p = class_take(c, &reused);
+                if (likely(p != NULL)) {
+                    sampling.classes_left = left;
+                    return p;
+                }
+            }
+            return malloc_classes_sampled_cold(d, n);
         }
     }
-    return malloc_classes_cold(d, n);
+    return sampled ? malloc_classes_sampled_cold(d, n) : malloc_classes_cold(d, n);
 }
 
 ALWAYS_INLINE void *
-hook_calloc_classes(const domain_t *d, size_t nelem, size_t elsize)
+hook_calloc_classes_x(const domain_t *d, size_t nelem, size_t elsize, int sampled)
 {
     size_t n;
     if (mul_overflows(nelem, elsize, &n)) {
@@ -354,6 +420,10 @@ hook_calloc_classes(const domain_t *d, size_t nelem, size_t elsize)
         }
         if (reused) {
             memset(p, 0, n);  /* a block bumped from a fresh page is already zero */
+        }
+        size_t hit = sampled ? classes_sampled(classes[class_of(n)].size) : 0;
+        if (unlikely(hit)) {
+            sites_record(d, hit, 0);
         }
         return p;
     }
@@ -389,10 +459,10 @@ hook_free_classes(const domain_t *d, void *p)
 }
 
 static NOINLINE void *
-hook_realloc_classes(const domain_t *d, void *p, size_t n)
+hook_realloc_classes_x(const domain_t *d, void *p, size_t n, int sampled)
 {
     if (p == NULL) {
-        return hook_malloc_classes(d, n);
+        return hook_malloc_classes_x(d, n, sampled);
     }
     int k = class_of_block((uintptr_t)p);
     if (k <= 0) {
@@ -403,7 +473,7 @@ hook_realloc_classes(const domain_t *d, void *p, size_t n)
     if (n <= size && 4 * n > 3 * size) {
         return p;
     }
-    void *q = hook_malloc_classes(d, n);
+    void *q = hook_malloc_classes_x(d, n, sampled);
     if (q == NULL) {
         return NULL;  /* the old block stays valid */
     }
@@ -445,19 +515,35 @@ classes_unused(counters_t *sum)
         }
     }
     return class_unused_bytes(class_pages_taken,
-                              class_arena.waste + (class_arena.end - class_arena.top),
+                              class_arena.waste + (class_arena.chunk_end - class_arena.top),
                               live_bytes);
 }
 
-#define DEFINE_CLASSES_HOOKS(name, dom)                                        \
-    static void *name##_malloc_classes(void *ctx, size_t n)                    \
-    { (void)ctx; return hook_malloc_classes(&dom, n); }                        \
-    static void *name##_calloc_classes(void *ctx, size_t nelem, size_t elsize) \
-    { (void)ctx; return hook_calloc_classes(&dom, nelem, elsize); }            \
-    static void *name##_realloc_classes(void *ctx, void *p, size_t n)          \
-    { (void)ctx; return hook_realloc_classes(&dom, p, n); }                    \
-    static void name##_free_classes(void *ctx, void *p)                        \
-    { (void)ctx; hook_free_classes(&dom, p); }
+/* The default hooks (suffix _classes) and the sampling ones (_classes_sampled),
+ * which replace them while sites are on (domains.c); free is the same. */
+#define DEFINE_CLASSES_HOOKS(name, dom, suffix, sampled)                       \
+    static void *name##_malloc_##suffix(void *ctx, size_t n)                   \
+    { (void)ctx; return hook_malloc_classes_x(&dom, n, sampled); }             \
+    static void *name##_calloc_##suffix(void *ctx, size_t nelem, size_t elsize) \
+    { (void)ctx; return hook_calloc_classes_x(&dom, nelem, elsize, sampled); } \
+    static void *name##_realloc_##suffix(void *ctx, void *p, size_t n)         \
+    { (void)ctx; return hook_realloc_classes_x(&dom, p, n, sampled); }
 
-DEFINE_CLASSES_HOOKS(mem, mem_dom)
-DEFINE_CLASSES_HOOKS(obj, obj_dom)
+static void
+mem_free_classes(void *ctx, void *p)
+{
+    (void)ctx;
+    hook_free_classes(&mem_dom, p);
+}
+
+static void
+obj_free_classes(void *ctx, void *p)
+{
+    (void)ctx;
+    hook_free_classes(&obj_dom, p);
+}
+
+DEFINE_CLASSES_HOOKS(mem, mem_dom, classes, 0)
+DEFINE_CLASSES_HOOKS(obj, obj_dom, classes, 0)
+DEFINE_CLASSES_HOOKS(mem, mem_dom, classes_sampled, 1)
+DEFINE_CLASSES_HOOKS(obj, obj_dom, classes_sampled, 1)

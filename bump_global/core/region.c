@@ -78,13 +78,13 @@ commit_upto(uintptr_t *committed, uintptr_t area_base, uintptr_t area_end, uintp
  * `in_place_only`, a new chunk starts at the cursor and the old one's tail is
  * abandoned.  Called with the arena's lock (the GIL or raw_lock) held.
  * Returns 0 when the region cannot provide it.  On success the arena has
- * a->top + need <= a->end <= region.end, all of it committed. */
+ * a->top + need <= a->chunk_end <= region.end, all of it committed. */
 static NOINLINE int
 arena_refill(arena_t *a, size_t need, size_t granule, int in_place_only)
 {
     uintptr_t cur = ATOMIC_LOAD(&region.cursor);
     for (;;) {
-        int contiguous = (a->end != 0 && a->end == cur);
+        int contiguous = (a->chunk_end != 0 && a->chunk_end == cur);
         if (!contiguous && in_place_only) {
             return 0;
         }
@@ -96,7 +96,7 @@ arena_refill(arena_t *a, size_t need, size_t granule, int in_place_only)
         if (new_end > region.end || new_end < start) {
             new_end = region.end;
         }
-        /* Bytes newly taken: [cur, new_end) (when contiguous, a->end == cur).
+        /* Bytes newly taken: [cur, new_end) (when contiguous, a->chunk_end == cur).
          * Near the end of the budget, take only what `need` asks for. */
         if (!charge(new_end - cur)) {
             new_end = start + need;
@@ -111,12 +111,15 @@ arena_refill(arena_t *a, size_t need, size_t granule, int in_place_only)
         }
         if (ATOMIC_CAS(&region.cursor, cur, new_end)) {
             if (!contiguous) {
-                a->waste += a->end - a->top;
+                a->waste += a->chunk_end - a->top;
+                a->sample_at += start - a->top;  /* the next point keeps its distance */
                 a->top = start;
                 a->last = 0;  /* the previous block cannot grow into this chunk */
             }
-            a->end = new_end;
-            ASSERT(IS_ALIGNED(a->top) && a->top + need <= a->end && a->end <= region.end);
+            a->chunk_end = new_end;
+            arena_limit(a);
+            ASSERT(IS_ALIGNED(a->top) && a->top + need <= a->chunk_end &&
+                   a->chunk_end <= region.end);
             area_grew(0, a->top);
             chunk_taken(cur, new_end);  /* [cur, new_end) was just taken */
             return 1;

@@ -152,17 +152,17 @@ sampler_read_view(used_view_t *v)
     v->cursor = RELAXED(region.cursor);
     v->large_top = RELAXED(large.top);
     v->gil_waste = RELAXED(gil_arena.waste);
-    v->gil_end = RELAXED(gil_arena.end);
+    v->gil_end = RELAXED(gil_arena.chunk_end);
     v->gil_top = RELAXED(gil_arena.top);
     v->raw_waste = RELAXED(raw_arena.waste);
-    v->raw_end = RELAXED(raw_arena.end);
+    v->raw_end = RELAXED(raw_arena.chunk_end);
     v->raw_top = RELAXED(raw_arena.top);
     v->cls_waste = v->cls_end = v->cls_top = v->cls_pages = v->cls_live_bytes = 0;
     if (RELAXED(class_map) == NULL) {
         return;
     }
     v->cls_waste = RELAXED(class_arena.waste);
-    v->cls_end = RELAXED(class_arena.end);
+    v->cls_end = RELAXED(class_arena.chunk_end);
     v->cls_top = RELAXED(class_arena.top);
     v->cls_pages = RELAXED(class_pages_taken);
     for (unsigned k = 1; k < NCLASSES; k++) {

@@ -5,18 +5,15 @@
  * atomically (COUNT); stats() adds the arenas and the size classes up.
  */
 
+/* The options install() was given, with the size as installed: a new dict, or
+ * None before install.  Python names the values (bump_global/_config.py). */
 static PyObject *
 core_config(PyObject *self, PyObject *unused)
 {
-    if (!region.installed) {
+    if (!region.installed || installed_options == NULL) {
         Py_RETURN_NONE;
     }
-    return Py_BuildValue("(KKiiOOOii)", (unsigned long long)region.base,
-                         (unsigned long long)region.size, region.scope,
-                         region.on_exhausted, region.histogram ? Py_True : Py_False,
-                         prefault.enabled ? Py_True : Py_False,
-                         region.huge_pages ? Py_True : Py_False, region.gc_policy,
-                         region.reclaim);
+    return PyDict_Copy(installed_options);
 }
 
 static void
@@ -34,11 +31,11 @@ add_counters(counters_t *sum, const counters_t *c)
 static uint64_t
 region_used(uint64_t *consumed, uintptr_t *cursor, counters_t *sum)
 {
-    uint64_t unused_bytes = gil_arena.waste + (gil_arena.end - gil_arena.top) +
+    uint64_t unused_bytes = gil_arena.waste + (gil_arena.chunk_end - gil_arena.top) +
                             classes_unused(sum);
     uint64_t large_bytes = large.top - region.end;
     LOCK(raw_lock);
-    unused_bytes += raw_arena.waste + (raw_arena.end - raw_arena.top);
+    unused_bytes += raw_arena.waste + (raw_arena.chunk_end - raw_arena.top);
     *cursor = ATOMIC_LOAD(&region.cursor);
     if (sum != NULL) {
         add_counters(sum, &gil_arena.c);
