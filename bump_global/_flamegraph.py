@@ -278,8 +278,10 @@ class Node:
 
     @property
     def children(self) -> List[Node]:
-        """The heaviest first (ties by name): the graph's left-to-right order."""
-        return sorted(self._children.values(), key=lambda node: (-node.bytes, node.name))
+        """The heaviest first (ties by function, file, line): the graph's left-to-right
+        order."""
+        return sorted(self._children.values(),
+                      key=lambda node: (-node.bytes, node.function, node.file, node.line))
 
     def add(self, frames: Sequence[Location], nbytes: float, allocations: float) -> None:
         """Count a stack below this node (this node included)."""
@@ -403,7 +405,9 @@ KINDS = {"frame": 0, "special": 1, "process": 2, "root": 3}
 
 def page_data(profiles: Sequence[Profile]) -> Dict[str, Any]:
     """What the page's script draws: the nodes in :func:`preorder` (the index is the
-    id), as columns; strings (functions, files) once each in ``strings``."""
+    id), as columns; strings (functions, files) once each in ``strings``.  Bytes are
+    rounded to a tenth, allocations to a hundredth: estimates need no more, and the
+    page of a large profile stays small."""
     strings: Dict[str, int] = {}
 
     def string(text: str) -> int:
@@ -417,8 +421,8 @@ def page_data(profiles: Sequence[Profile]) -> Dict[str, Any]:
         columns["function"].append(string(node.function))
         columns["file"].append(string(node.file))
         columns["line"].append(node.line)
-        columns["bytes"].append(node.bytes)
-        columns["allocations"].append(node.allocations)
+        columns["bytes"].append(round(node.bytes, 1))
+        columns["allocations"].append(round(node.allocations, 2))
         columns["kind"].append(KINDS[node.kind])
     return {"strings": list(strings), "nodes": columns}
 

@@ -596,6 +596,17 @@ def test_html_header_has_the_totals_and_says_they_are_estimates() -> None:
     assert "<title>Allocations of /srv/app/venv/bin/python -m myapp build" in page
 
 
+def test_html_header_counts_lost_samples_and_says_when_rates_differ() -> None:
+    report = synthetic_report()
+    report["processes"][0]["sites"]["lost"] = 4
+    report["processes"][2]["sites"]["lost"] = 3
+    report["processes"][1]["sites"]["rate"] = 4 * RATE
+    page = fg.render(fg.profiles_from_report(report), "html")
+    header = page[page.index("<header>"):page.index("</header>")]
+    assert "one per 512.0 KiB to 2.0 MiB on average" in header
+    assert "7 samples lost (not in the graph)" in header
+
+
 def test_html_names_with_script_tags_and_non_ascii_stay_inert_data() -> None:
     nasty = "</script><script>alert(1)</script>"
     report = one_process([{"frames": [0, 1], "bytes": 4096.0, "allocations": 1.0}],
