@@ -7,7 +7,8 @@ each stands for (unbiased estimates, floats).  This module turns that into what 
 open to find which code allocated the most:
 
 - ``html``: one self-contained page (no network: CSS, script and data inline) with a
-  searchable, zoomable icicle graph (the root at the top); see :data:`FORMATS`.
+  searchable, zoomable icicle graph (the root at the top), described in
+  bump_global/_flamegraph_page.py.
 - ``folded``: collapsed stacks, ``frame;frame;...;frame BYTES``, one line per distinct
   stack, for flamegraph.pl and inferno.
 - ``speedscope``: speedscope's JSON file format, one sampled profile per process.
@@ -240,6 +241,7 @@ def processes_without_samples(report: Dict[str, Any]) -> List[str]:
     ``sites`` (sampling was off there) or no stack with bytes."""
     return [process_label(record) for record in _records(report)
             if record.get("sites") is None or not _profile(record, record["sites"]).stacks]
+
 
 # -------------------------------------------------------------------------- tree
 
