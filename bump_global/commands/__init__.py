@@ -2,11 +2,12 @@
 
 ``run`` runs a program under the allocator (bump_global/commands/run.py),
 ``info`` says what this machine allows, ``compare`` times allocators on a
-script, ``plot`` draws timelines.  Each module has ``add_arguments(parser)``
-and ``main(ns, args) -> int``.  Errors are one line on stderr,
-``bump-global: error: ...``, and exit with :attr:`UsageError.status` (2: the
-command line is wrong, or bump_global refused to install; nothing of the
-target ran).  Otherwise the exit status is the target's own.
+script, ``plot`` draws timelines, ``flamegraph`` draws the allocation sites.
+Each module has ``PARSER`` (keywords of its parser), ``add_arguments(parser)`` and
+``main(args) -> int``.  Errors are one line on stderr, ``bump-global: error: ...``,
+and exit with :attr:`UsageError.status` (2: the command line is wrong, or
+bump_global refused to install; nothing of the target ran).  Otherwise the exit
+status is the target's own.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ COMMANDS = {
     "info": "show the platform, interpreter, default budget and largest region",
     "compare": "compare allocators on a workload (bump_global, pymalloc, ...)",
     "plot": "draw memory timelines written by run --timeline (needs matplotlib)",
+    "flamegraph": "draw the allocation sites sampled by run --sites as a flame graph",
 }
 
 
