@@ -103,7 +103,7 @@ def collect_info() -> List[Tuple[str, Any, str]]:
     biggest = None if reservable is None else reservable // 2
     add("max_region", biggest,
         "n/a" if biggest is None else f"{format_size(biggest)} ({biggest} bytes) as --size")
-    from bump_global._compare import find_preload_libraries
+    from bump_global._launch import find_preload_libraries
 
     libraries: Dict[str, Any] = dict(find_preload_libraries())
     for name in ("jemalloc", "mimalloc"):
