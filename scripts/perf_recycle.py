@@ -80,7 +80,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     med = statistics.median
     print(f"{ns.rounds} rounds after {ns.warmup} warm-up; ratios: medians of the per-round "
           f"ratios to {GC_PEER}")
-    print(f"{'job':<11}{'variant':<20}{'wall s':>8}{'cpu s':>8}{'wall x':>8}{'cpu x':>8}"
+    print(f"{'job':<14}{'variant':<20}{'wall s':>8}{'cpu s':>8}{'wall x':>8}{'cpu x':>8}"
           f"{'faults':>9}{'moved':>8}")
     for job in jobs:
         runs = [r for r in result["raw"] if r["workload"] == job.name and r["round"] >= 0
@@ -91,7 +91,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not m:
                 continue
             moved = [(r.get("counters") or {}).get("recycle_counts", [0])[0] for r in m]
-            print(f"{job.name:<11}{v.name:<20}{med(r['wall_s'] for r in m):>8.3f}"
+            print(f"{job.name:<14}{v.name:<20}{med(r['wall_s'] for r in m):>8.3f}"
                   f"{med(cpu(r) for r in m):>8.3f}{med(ratios(m, refs, 'wall') or [0]):>8.2f}"
                   f"{med(ratios(m, refs, 'cpu') or [0]):>8.2f}"
                   f"{med(r['minor_faults'] for r in m) / 1000:>8.0f}k{med(moved):>8.0f}")

@@ -154,8 +154,10 @@ def setup_jobs(ns: argparse.Namespace, workloads: Sequence[Any], requires: Seque
     names = {w.name for w in workloads}
     setup, kept = prepare(ns, [p for p in PROGRAMS if p.name in names], requires, who)
     installed = {p.name for p in kept}
-    notes = [f"{w.name} left out: not installed" for w in workloads
-             if w.family == "real" and w.name not in installed and not ns.interpreter]
+    why = ("--interpreter runs workload scripts only" if ns.interpreter
+           else "its packages could not be installed")
+    notes = [f"{w.name} left out: {why}" for w in workloads
+             if w.family == "real" and w.name not in installed]
     jobs, left_out = make_jobs(setup, [w for w in workloads if w.family != "real"
                                        or w.name in installed], quick, who)
     return setup, jobs, notes + left_out
