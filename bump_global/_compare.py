@@ -354,8 +354,9 @@ def plot(path: str, summaries: Sequence[Summary], title: str) -> Any:
         ax.set_axisbelow(True)
         for x, s, value, height in zip(positions, summaries, values, heights):
             label = value_format.format(value)
-            if base is not None:
-                label += f"\n×{format_ratio(ratios(s, base)[key], 'n/a')}"
+            if base is not None:  # the table's figure; its spread on a line of its own
+                figure = format_ratio(ratios(s, base)[key], "n/a")
+                label += "\n×" + figure.replace(" (", "\n(")
             ax.annotate(label, xy=(x, height), xytext=(0, 3), textcoords="offset points",
                         ha="center", va="bottom", fontsize=8)
     note = (f"(× = median of the per-round ratios to {BASELINE}, min-max)"

@@ -359,10 +359,12 @@ def test_the_plot_shows_the_table_s_ratios(tmp_path: Path) -> None:
     assert table["bump"][7] == "2.50 (2.00-3.00)"
     figure = _compare.plot(str(tmp_path / "p.png"), [base, other], "test")
     time_axis, rss_axis = figure.axes
-    labels = {axis: [text.get_text() for text in axis.texts] for axis in figure.axes}
-    assert labels[time_axis][1].splitlines()[1] == "×" + table["bump"][5]
-    assert labels[rss_axis][1].splitlines()[1] == "×" + table["bump"][7]
-    assert labels[time_axis][0].splitlines()[1] == "×" + table["pymalloc"][5] == "×1.00"
+    # each label: the median, then the ratio (its spread on a line of its own)
+    labels = {axis: [" ".join(text.get_text().splitlines()[1:]) for text in axis.texts]
+              for axis in figure.axes}
+    assert labels[time_axis][1] == "×" + table["bump"][5]
+    assert labels[rss_axis][1] == "×" + table["bump"][7]
+    assert labels[time_axis][0] == "×" + table["pymalloc"][5] == "×1.00"
     assert "1.20" not in labels[time_axis][1]
 
 
