@@ -1,48 +1,57 @@
-"""The ``compare`` subcommand: one script, several allocators, paired runs.
+"""The work of ``bump-global compare``: one script, several allocators, shuffled rounds.
 
-    python -m bump_global compare [--runs N] [--allocators LIST] [--gc-policy]
-                                  [--seed N] [--plot FILE.png] [--size SIZE]
-                                  [--show-output] SCRIPT [ARGS...]
+    python -m bump_global compare [--runs N] [--warmup N] [--allocators LIST]
+                                  [--gc-policy] [--seed N] [--plot FILE.png]
+                                  [--size SIZE] [--show-output] SCRIPT [ARGS...]
 
-Each run is a fresh process.  Runs go in rounds: every round runs each allocator
-once, in an order shuffled for that round (the seed is printed, ``--seed``
-repeats it), so neither a noisy machine nor what ran just before favours one
-allocator.  For each allocator it prints the median wall time and its min-max
-range, the median CPU time (user + system), the median peak RSS, and the
-medians of the per-round ratios of time, CPU time and peak RSS to pymalloc.
-``--gc-policy`` adds the peer ``pymalloc+gc``: pymalloc with the GC thresholds
-that bump_global's default ``gc="relaxed"`` sets (x10), and a column of time
-ratios to it, which is the allocator's share of a difference.
+The command line is bump_global/commands/compare.py; this module takes its
+:class:`Settings`.  Each run is a fresh process.  Runs go in rounds (the plan of
+:func:`bump_global._launch.plan_rounds`, the one the benchmark scripts use):
+warm-up rounds first, then every round runs each allocator once, in an order
+shuffled for that round (the seed is printed, ``--seed`` repeats it), so neither
+a noisy machine nor what ran just before favours one allocator.  For each
+allocator it prints the median wall time and its min-max range, the median CPU
+time (user + system), the median peak RSS, and the medians of the per-round
+ratios of time, CPU time and peak RSS to pymalloc with their min-max spread; the
+plot labels its bars with the same figures.  ``--gc-policy`` adds the peer
+``pymalloc+gc``: pymalloc with the GC policy of bump_global's default
+``gc="relaxed"``, and a column of time ratios to it, which is the allocator's
+share of a difference.
 
 Measurement: every run goes through the launcher of bump_global/_launch.py
-(time, CPU, page faults and peak RSS from ``os.wait4``).
+(time, CPU, page faults and peak RSS from ``os.wait4``).  Usage problems raise
+:class:`CompareError` before anything runs, a failed run :class:`RunFailed`; the
+command line turns them into its one-line errors.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import random
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
-from typing import IO, Dict, List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass, field
+from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
 
 from bump_global._config import OPTIONS
-from bump_global._launch import (  # noqa: F401 - part of this module's interface
+from bump_global._launch import (
+    GC_PEER_VARIABLES,
     PACKAGE_HINTS,
     PRELOAD_NAMES,
     Measurement,
     RunFailure,
     child_environment,
     find_preload_libraries,
+    format_ratio,
     measure,
+    per_round_ratios,
+    plan_rounds,
+    prepend_path,
+    ratio_summary,
+    write_gc_peer_site,
 )
-
-DEFAULT_SIZE = OPTIONS["size"].default
 
 PROG = "bump-global compare"
 
@@ -55,21 +64,40 @@ BASELINE = "pymalloc"
 #: pymalloc with the GC policy of bump_global's gc="relaxed" (--gc-policy).
 GC_PEER = "pymalloc+gc"
 DEFAULT_RUNS = 5
+DEFAULT_WARMUP = 1
 
-#: The sitecustomize of the GC_PEER runs: the thresholds of gc="relaxed".
-GC_SITECUSTOMIZE = """\
-import gc
-_young, _middle, _old = gc.get_threshold()
-gc.set_threshold(_young * 10, _middle, _old * 10)
-"""
 
 class CompareError(Exception):
-    """A usage problem found before anything runs (exit code 2)."""
+    """A usage problem found before anything runs (the command exits with 2)."""
+
+
+class RunFailed(Exception):
+    """A run did not exit with code 0: what happened, and the end of its stderr."""
+
+    def __init__(self, message: str, stderr_tail: List[str]) -> None:
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
+
+
+@dataclass
+class Settings:
+    """What to compare (the command line's options)."""
+
+    script: str
+    script_args: List[str] = field(default_factory=list)
+    runs: int = DEFAULT_RUNS
+    warmup: int = DEFAULT_WARMUP
+    allocators: Optional[str] = None
+    gc_policy: bool = False
+    seed: Optional[int] = None
+    plot: Optional[str] = None
+    size: str = OPTIONS["size"].default
+    show_output: bool = False
 
 
 @dataclass(frozen=True)
 class Summary:
-    """The runs of one allocator, summarised."""
+    """The measured runs of one allocator, in round order."""
 
     allocator: str
     walls: List[float]
@@ -89,66 +117,13 @@ class Summary:
         return statistics.median(self.cpus) if self.cpus else None
 
 
-def paired_ratio(values: Sequence[float], bases: Sequence[float]) -> Optional[float]:
-    """The median of the per-round ratios values[i] / bases[i] (None if none is defined)."""
-    ratios = [v / b for v, b in zip(values, bases) if b > 0]
-    return statistics.median(ratios) if ratios else None
+def ratio_to(values: Sequence[float], bases: Sequence[float]) -> Dict[str, Any]:
+    """The median of the per-round ratios values[r] / bases[r], with their spread
+    (:func:`bump_global._launch.ratio_summary`): what the table and the plot show."""
+    return ratio_summary(per_round_ratios(dict(enumerate(values)), dict(enumerate(bases))))
 
 
-# ---------------------------------------------------------------- arguments
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments of ``compare`` to `parser`."""
-    parser.add_argument(
-        "--runs", type=_positive_int, default=DEFAULT_RUNS, metavar="N",
-        help=f"runs per allocator, interleaved (default: {DEFAULT_RUNS})",
-    )
-    parser.add_argument(
-        "--allocators", default=None, metavar="LIST",
-        help="comma-separated, from " + ",".join(ALLOCATORS)
-        + " (default: all of them; jemalloc and mimalloc when installed)",
-    )
-    parser.add_argument(
-        "--gc-policy", action="store_true",
-        help=f"also run {GC_PEER}: pymalloc with the GC thresholds x10 that bump_global's "
-        "default gc='relaxed' sets, and show the time ratios to it (the allocator's share)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=None, metavar="N",
-        help="seed of the order shuffled in every round (default: a random one, printed)",
-    )
-    parser.add_argument(
-        "--plot", default=None, metavar="FILE.png",
-        help="also draw the results as a PNG (needs matplotlib: "
-        "pip install 'bump_global[plot]')",
-    )
-    parser.add_argument(
-        "--size", default=DEFAULT_SIZE, metavar="SIZE",
-        help=f"region size of the bump runs (default: {DEFAULT_SIZE})",
-    )
-    parser.add_argument(
-        "--show-output", action="store_true",
-        help="let the script's stdout through (default: discarded)",
-    )
-    parser.add_argument("script", metavar="SCRIPT", help="the Python script to run")
-    parser.add_argument(
-        "script_args", nargs=argparse.REMAINDER, metavar="ARGS",
-        help="arguments passed to the script",
-    )
-
-
-# --------------------------------------------------------- preload libraries
+# --------------------------------------------------------- allocators
 
 
 def select_allocators(
@@ -211,31 +186,13 @@ def command_for(
     if allocator == "pymalloc":
         return command, {}
     if allocator == GC_PEER:
-        raise ValueError(f"{GC_PEER} needs the folder of its sitecustomize: see gc_peer_env")
+        return command, dict(GC_PEER_VARIABLES)
     if allocator == "malloc":
         return command, {"PYTHONMALLOC": "malloc"}
     library = libraries.get(allocator)
     if allocator in PRELOAD_NAMES and library:
         return command, {"PYTHONMALLOC": "malloc", "LD_PRELOAD": library}
     raise ValueError(f"no command for allocator {allocator!r}")
-
-
-def gc_peer_env(folder: str, env: Dict[str, str]) -> Dict[str, str]:
-    """The variables of a GC_PEER run: `folder` (holding GC_SITECUSTOMIZE as
-    sitecustomize.py) first on PYTHONPATH."""
-    path = env.get("PYTHONPATH")
-    return {"PYTHONPATH": folder + (os.pathsep + path if path else "")}
-
-
-def round_orders(allocators: Sequence[str], runs: int, seed: int) -> List[List[str]]:
-    """The order of every round: `allocators` shuffled, round by round, from `seed`."""
-    rng = random.Random(seed)
-    orders = []
-    for _ in range(runs):
-        order = list(allocators)
-        rng.shuffle(order)
-        orders.append(order)
-    return orders
 
 
 # ------------------------------------------------------------------ running
@@ -298,13 +255,20 @@ def _seconds(t: float) -> str:
     return f"{t:.3f} s" if t < 100 else f"{t:.1f} s"
 
 
-def _ratio(value: float, base: Optional[float]) -> str:
-    return f"{value / base:.2f}" if base else "n/a"
+def ratios(summary: Summary, base: Optional[Summary]) -> Dict[str, Dict[str, Any]]:
+    """{"time", "cpu", "rss"} -> :func:`ratio_to` of `summary` against `base` (the
+    figures of the table's ratio columns and of the plot's labels)."""
+    if base is None:
+        return {}
+    return {"time": ratio_to(summary.walls, base.walls),
+            "cpu": ratio_to(summary.cpus, base.cpus),
+            "rss": ratio_to(summary.peak_rsses, base.peak_rsses)}
 
 
 def format_table(summaries: Sequence[Summary]) -> str:
-    """The results table: ratios are medians of per-round ratios ("n/a" if pymalloc did not
-    run); a column of time ratios to pymalloc+gc when that peer ran."""
+    """The results table: ratios are medians of per-round ratios with their min-max
+    spread ("n/a" if pymalloc did not run); a column of time ratios to pymalloc+gc
+    when that peer ran."""
     base = next((s for s in summaries if s.allocator == BASELINE), None)
     peer = next((s for s in summaries if s.allocator == GC_PEER), None)
     header = ["allocator", "median time", "min-max time", "median CPU", "median peak RSS",
@@ -312,23 +276,17 @@ def format_table(summaries: Sequence[Summary]) -> str:
     if peer is not None:
         header.append(f"time / {GC_PEER}")
     rows = [header]
-
-    def ratio(value: Optional[float]) -> str:
-        return "n/a" if value is None else f"{value:.2f}"
-
     for s in summaries:
         low, high = min(s.walls), max(s.walls)
-        spread = f"{_seconds(low)[:-2]}-{_seconds(high)}"
         cpu = s.median_cpu
+        figures = ratios(s, base)
         row = [
-            s.allocator, _seconds(s.median_wall), spread,
+            s.allocator, _seconds(s.median_wall), f"{_seconds(low)[:-2]}-{_seconds(high)}",
             "n/a" if cpu is None else _seconds(cpu), _mib(s.median_peak_rss),
-            ratio(paired_ratio(s.walls, base.walls) if base else None),
-            ratio(paired_ratio(s.cpus, base.cpus) if base and base.cpus else None),
-            ratio(paired_ratio(s.peak_rsses, base.peak_rsses) if base else None),
+            *(format_ratio(figures.get(key), "n/a") for key in ("time", "cpu", "rss")),
         ]
         if peer is not None:
-            row.append(ratio(paired_ratio(s.walls, peer.walls)))
+            row.append(format_ratio(ratio_to(s.walls, peer.walls), "n/a"))
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = []
@@ -352,8 +310,10 @@ def _check_matplotlib() -> None:
         ) from None
 
 
-def plot(path: str, summaries: Sequence[Summary], title: str) -> None:
-    """Two bar charts side by side: median wall time (min-max bars), median peak RSS."""
+def plot(path: str, summaries: Sequence[Summary], title: str) -> Any:
+    """Two bar charts side by side: median wall time (min-max bars), median peak RSS;
+    each bar labelled with its median and, as in the table, the median of its
+    per-round ratios to pymalloc with their spread.  Returns the matplotlib Figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -364,7 +324,7 @@ def plot(path: str, summaries: Sequence[Summary], title: str) -> None:
     known = (*ALLOCATORS, GC_PEER)
     colors = [palette[known.index(n) % len(palette)] for n in names]
 
-    fig = Figure(figsize=(max(9.0, 2.2 * len(names) + 1.0), 4.8), dpi=150)
+    fig = Figure(figsize=(max(9.0, 2.2 * len(names) + 1.0), 5.0), dpi=150)
     FigureCanvasAgg(fig)
     ax_time, ax_rss = fig.subplots(1, 2)
 
@@ -376,86 +336,81 @@ def plot(path: str, summaries: Sequence[Summary], title: str) -> None:
     tops = [max(s.walls) for s in summaries]
     ax_time.set_ylabel("wall time (s)")
     ax_time.set_title("Median wall time, min–max error bars (lower is better)", fontsize=11)
-    ax_time.set_ylim(0, max(tops) * 1.18)
+    ax_time.set_ylim(0, max(tops) * 1.25)
 
     rss = [s.median_peak_rss / (1 << 20) for s in summaries]
     ax_rss.bar(positions, rss, color=colors)
     ax_rss.set_ylabel("peak RSS (MiB)")
     ax_rss.set_title("Median peak RSS (lower is better)", fontsize=11)
-    ax_rss.set_ylim(0, max(rss) * 1.18)
+    ax_rss.set_ylim(0, max(rss) * 1.25)
 
-    charts = ((ax_time, medians, tops, "{:.3f} s"), (ax_rss, rss, rss, "{:.0f} MiB"))
-    for ax, values, heights, value_format in charts:
+    charts = ((ax_time, medians, tops, "{:.3f} s", "time"),
+              (ax_rss, rss, rss, "{:.0f} MiB", "rss"))
+    for ax, values, heights, value_format, key in charts:
         ax.set_xticks(positions)
         ax.set_xticklabels(names)
         ax.set_xlabel("allocator")
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
-        base_value = None
-        if base is not None:
-            base_value = values[names.index(BASELINE)]
-        for x, value, height in zip(positions, values, heights):
+        for x, s, value, height in zip(positions, summaries, values, heights):
             label = value_format.format(value)
-            if base_value:
-                label += f"\n×{value / base_value:.2f}"
+            if base is not None:  # the table's figure; its spread on a line of its own
+                figure = format_ratio(ratios(s, base)[key], "n/a")
+                label += "\n×" + figure.replace(" (", "\n(")
             ax.annotate(label, xy=(x, height), xytext=(0, 3), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=9)
-    note = f"(× = ratio to {BASELINE})" if base is not None else ""
-    fig.suptitle(f"{title}  {note}".rstrip(), fontsize=12)
+                        ha="center", va="bottom", fontsize=8)
+    note = (f"(× = median of the per-round ratios to {BASELINE}, min-max)"
+            if base is not None else "")
+    fig.suptitle(f"{title}  {note}".rstrip(), fontsize=11)
     fig.tight_layout()
     fig.savefig(path)
+    return fig
 
 
 # ---------------------------------------------------------------------- run
 
 
-def _error(message: str) -> None:
-    line = " ".join(str(message).split())
-    sys.stderr.write(f"bump-global: error: {line}\n")  # the command line's prefix
-    sys.stderr.flush()
+def check(settings: Settings,
+          libraries: Dict[str, Optional[str]]) -> Tuple[List[str], List[str]]:
+    """The allocators to run and the notes on those left out; CompareError for a
+    usage problem (nothing has run)."""
+    if settings.runs < 1 or settings.warmup < 0:
+        raise CompareError(f"--runs must be at least 1 and --warmup at least 0, not "
+                           f"{settings.runs} and {settings.warmup}")
+    if not hasattr(os, "wait4") or not hasattr(os, "posix_spawnp"):
+        raise CompareError("compare needs os.wait4 and os.posix_spawnp (Linux, macOS)")
+    if not os.path.exists(settings.script):
+        raise CompareError(f"no such script: {settings.script}")
+    allocators, notes = select_allocators(settings.allocators, libraries)
+    if settings.gc_policy and GC_PEER not in allocators:
+        at = allocators.index(BASELINE) + 1 if BASELINE in allocators else 0
+        allocators.insert(at, GC_PEER)
+    if any(name.startswith("bump") for name in allocators):
+        from bump_global._config import parse_size
+
+        try:
+            parse_size(settings.size)
+        except ValueError as exc:
+            raise CompareError(f"--size: {exc}") from None
+    if settings.plot is not None:
+        _check_matplotlib()
+        directory = os.path.dirname(os.path.abspath(settings.plot))
+        if not os.path.isdir(directory):
+            raise CompareError(f"--plot: no such directory: {directory}")
+    return allocators, notes
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the comparison described by `args`; the exit code (0, 1 on a failed run, 2)."""
-    runs: int = args.runs
-    script: str = args.script
-    script_args: List[str] = list(getattr(args, "script_args", None) or [])
-    size: str = getattr(args, "size", None) or DEFAULT_SIZE
-    plot_path: Optional[str] = getattr(args, "plot", None)
-    show_output = bool(getattr(args, "show_output", False))
-    seed: Optional[int] = getattr(args, "seed", None)
-    if seed is None:
-        seed = random.SystemRandom().randrange(1_000_000)
-
+def run(settings: Settings, progress: Optional[Progress] = None) -> int:
+    """Run the comparison: the table on stdout (and the plot), progress on stderr; 0.
+    Raises CompareError before running anything, RunFailed at the first failed run
+    (KeyboardInterrupt goes through)."""
     libraries = find_preload_libraries()
-    try:
-        if runs < 1:
-            raise CompareError(f"--runs must be at least 1, not {runs}")
-        if not hasattr(os, "wait4") or not hasattr(os, "posix_spawn"):
-            raise CompareError("compare needs os.wait4 and os.posix_spawn (Linux, macOS)")
-        if not os.path.exists(script):
-            raise CompareError(f"no such script: {script}")
-        allocators, notes = select_allocators(getattr(args, "allocators", None), libraries)
-        if getattr(args, "gc_policy", False) and GC_PEER not in allocators:
-            at = allocators.index(BASELINE) + 1 if BASELINE in allocators else 0
-            allocators.insert(at, GC_PEER)
-        if any(name.startswith("bump") for name in allocators):
-            from bump_global._config import parse_size
-
-            try:
-                parse_size(size)
-            except ValueError as exc:
-                raise CompareError(f"--size: {exc}") from None
-        if plot_path is not None:
-            _check_matplotlib()
-            directory = os.path.dirname(os.path.abspath(plot_path))
-            if not os.path.isdir(directory):
-                raise CompareError(f"--plot: no such directory: {directory}")
-    except CompareError as exc:
-        _error(str(exc))
-        return 2
-
-    progress = Progress(sys.stderr, single_line=False if show_output else None)
+    allocators, notes = check(settings, libraries)
+    seed = settings.seed
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "big") % 1_000_000
+    if progress is None:
+        progress = Progress(sys.stderr, single_line=False if settings.show_output else None)
     for note in notes:
         progress.note(note)
     if BASELINE not in allocators:
@@ -463,77 +418,68 @@ def run(args: argparse.Namespace) -> int:
 
     env = child_environment()
     with tempfile.TemporaryDirectory(prefix="bump-global-compare-") as folder:
-        with open(os.path.join(folder, "sitecustomize.py"), "w") as file:
-            file.write(GC_SITECUSTOMIZE)
-        commands = {}
-        for a in allocators:
-            if a == GC_PEER:
-                commands[a] = ([sys.executable, script, *script_args], gc_peer_env(folder, env))
-            else:
-                commands[a] = command_for(a, script, script_args, size, libraries)
-        results = _run_rounds(allocators, commands, runs, seed, env, show_output, progress)
-    if isinstance(results, int):
-        return results
+        # Every run has the peer's sitecustomize on its PYTHONPATH (all pay its import);
+        # GCX=1 in the peer's variables switches the GC policy on.
+        env["PYTHONPATH"] = prepend_path(write_gc_peer_site(folder), env.get("PYTHONPATH"))
+        commands = {a: command_for(a, settings.script, settings.script_args, settings.size,
+                                   libraries) for a in allocators}
+        try:
+            results = _run_rounds(allocators, commands, settings, seed, env, progress)
+        finally:
+            progress.clear()
     summaries = [Summary(a, [m.wall for m in results[a]], [m.peak_rss for m in results[a]],
                          tuple(m.cpu for m in results[a]))
                  for a in allocators]
-    label = _script_label(script, script_args)
+    label = _script_label(settings.script, settings.script_args)
     python = sys.version.split()[0]
+    runs, warmup = settings.runs, settings.warmup
+    rounds = f"{runs} round{'s' if runs > 1 else ''}"
     sys.stdout.write(
-        f"{label}: {runs} round{'s' if runs > 1 else ''}, each allocator once per round in "
-        f"a shuffled order (--seed {seed}), Python {python}\n{format_table(summaries)}\n"
+        f"{label}: {rounds} after {warmup} warm-up, each allocator once per round in a "
+        f"shuffled order (--seed {seed}), Python {python}\n{format_table(summaries)}\n"
     )
     sys.stdout.flush()
-    if plot_path is not None:
-        title = f"{label}: {runs} shuffled round{'s' if runs > 1 else ''}"
-        plot(plot_path, summaries, title)
-        sys.stderr.write(f"{PROG}: plot written to {plot_path}\n")
+    if settings.plot is not None:
+        plot(settings.plot, summaries, f"{label}: {rounds}, shuffled")
+        sys.stderr.write(f"{PROG}: plot written to {settings.plot}\n")
     return 0
 
 
 def _run_rounds(
     allocators: Sequence[str],
     commands: Dict[str, Tuple[List[str], Dict[str, str]]],
-    runs: int,
+    settings: Settings,
     seed: int,
     env: Dict[str, str],
-    show_output: bool,
     progress: Progress,
-) -> "Union[Dict[str, List[Measurement]], int]":
-    """Every round, each allocator once in the round's shuffled order (announced on
-    stderr); the measurements per allocator in round order, or the exit code of a failure."""
+) -> Dict[str, List[Measurement]]:
+    """Every round of the plan, each allocator once in the round's shuffled order
+    (announced on stderr); the measurements of the measured rounds per allocator, in
+    round order.  RunFailed at the first run that fails."""
     results: Dict[str, List[Measurement]] = {a: [] for a in allocators}
-    total = runs * len(allocators)
+    plan = plan_rounds([settings.script], allocators, settings.runs, settings.warmup, seed)
+    total = sum(len(turns) for turns in plan)
     done = 0
     started = time.perf_counter()
-    try:
-        for round_index, order in enumerate(round_orders(allocators, runs, seed), 1):
-            progress.note(f"round {round_index}/{runs} order: {', '.join(order)}")
-            for allocator in order:
-                done += 1
-                where = f"[{done}/{total}] run {round_index}/{runs} {allocator}"
-                progress.running(
-                    f"{where} running... ({time.perf_counter() - started:.0f} s elapsed)"
-                )
-                command, extra = commands[allocator]
-                outcome = measure(command, extra, env, show_output=show_output)
-                if isinstance(outcome, RunFailure):
-                    progress.clear()
-                    _error(f"the {allocator} run ({round_index} of {runs}) {outcome.description}"
-                           + ("; the end of its stderr:" if outcome.stderr_tail
-                              else "; its stderr was empty"))
-                    for line in outcome.stderr_tail:
-                        sys.stderr.write(f"    {line}\n")
-                    sys.stderr.flush()
-                    return 1
-                results[allocator].append(outcome)
-                progress.finished(
-                    f"{where}: {_seconds(outcome.wall)}, CPU {_seconds(outcome.cpu)}, "
-                    f"peak RSS {_mib(outcome.peak_rss)}"
-                )
-    except KeyboardInterrupt:
-        progress.clear()
-        _error("interrupted")
-        return 130
-    progress.clear()
+    for turns in plan:
+        number = turns[0].round
+        which = (f"warm-up {number + settings.warmup + 1}/{settings.warmup}" if number < 0
+                 else f"run {number + 1}/{settings.runs}")
+        title = which.replace("run", "round")
+        progress.note(f"{title} order: {', '.join(t.variant for t in turns)}")
+        for turn in turns:
+            done += 1
+            where = f"[{done}/{total}] {which} {turn.variant}"
+            progress.running(f"{where} running... ({time.perf_counter() - started:.0f} s elapsed)")
+            command, extra = commands[turn.variant]
+            outcome = measure(command, extra, env, show_output=settings.show_output)
+            if isinstance(outcome, RunFailure):
+                of = which.split()[1].replace("/", " of ")
+                kind = "warm-up " if number < 0 else ""
+                raise RunFailed(f"the {turn.variant} run ({kind}{of}) {outcome.description}",
+                                outcome.stderr_tail)
+            if number >= 0:
+                results[turn.variant].append(outcome)
+            progress.finished(f"{where}: {_seconds(outcome.wall)}, CPU {_seconds(outcome.cpu)}, "
+                              f"peak RSS {_mib(outcome.peak_rss)}")
     return results

@@ -367,7 +367,7 @@ def speedscope_document(profiles: Sequence[Profile], title: str) -> Dict[str, An
     """The speedscope file as a dict: a sampled profile per process (unit bytes, one
     sample per distinct stack, weighted by its bytes), frames shared; the profile shown
     first is the one with the most bytes."""
-    import bump_global
+    from bump_global._version import __version__
 
     frames: List[Dict[str, Any]] = []
     index: Dict[Location, int] = {}
@@ -392,7 +392,7 @@ def speedscope_document(profiles: Sequence[Profile], title: str) -> Dict[str, An
     heaviest = max(range(len(profiles)), key=lambda k: profiles[k].bytes) if profiles else 0
     return {"$schema": SPEEDSCOPE_SCHEMA, "shared": {"frames": frames},
             "profiles": documents, "name": title, "activeProfileIndex": heaviest,
-            "exporter": f"bump_global {bump_global.__version__}"}
+            "exporter": f"bump_global {__version__}"}
 
 
 def render_speedscope(profiles: Sequence[Profile], title: str) -> str:

@@ -20,23 +20,31 @@ reading ``/proc/PID/stat`` of the pids above the launcher's (pids grow, so a
 descendant's pid is larger unless the kernel's pid counter wrapped during the
 run): a sample costs a few file reads, not a scan of every process.
 
-Also here: where the preloadable allocators (jemalloc, mimalloc) are, and the
-environment of a clean child (nothing that chooses or wraps the allocator).
+Also here: where the preloadable allocators (jemalloc, mimalloc) are, the
+environment of a clean child (nothing that chooses or wraps the allocator), and
+the core of every comparison (``bump-global compare`` and the scripts of
+``scripts/``, docs/measuring.md): :func:`plan_rounds` (each round runs every
+variant once, in an order shuffled for that round, warm-up rounds first, all
+from one seed) and :func:`ratio_summary` (the median of the per-round ratios to a
+reference, with their min-max spread), so that both say the same thing the same
+way.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import IO, Dict, List, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 #: Shared library file names tried for each preloadable allocator, best first.
 PRELOAD_NAMES: Dict[str, Tuple[str, ...]] = {
@@ -59,8 +67,10 @@ _STDERR_TAIL_BYTES = 16 * 1024
 # Runs as `python -I -S -c _LAUNCHER FD NAME=VALUE... -- COMMAND...`: spawns
 # COMMAND with NAME=VALUE added to its environment, waits for it, and writes
 # "wait-status wall-seconds ru_maxrss ru_utime ru_stime ru_minflt ru_majflt" to
-# FD.  SIGINT is ignored here (the command gets the default action back);
-# SIGTERM is passed on to the command.
+# FD.  COMMAND[0] is looked up on PATH when it has no slash (posix_spawnp), so
+# that a prefix such as `perf record ... --` or `valgrind ...` can lead.  SIGINT
+# is ignored here (the command gets the default action back); SIGTERM is passed
+# on to the command.
 _LAUNCHER = """\
 import os, signal, sys, time
 fd = int(sys.argv[1])
@@ -74,7 +84,7 @@ argv = sys.argv[i + 1:]
 os.set_inheritable(fd, False)
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 start = time.perf_counter()
-pid = os.posix_spawn(argv[0], argv, env, setsigdef=(signal.SIGINT,))
+pid = os.posix_spawnp(argv[0], argv, env, setsigdef=(signal.SIGINT,))
 signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGTERM))
 _, status, u = os.wait4(pid, 0)
 wall = time.perf_counter() - start
@@ -121,7 +131,6 @@ class RunFailure:
     """What happened, e.g. "exited with code 1" or "was killed by SIGKILL"."""
     stderr_tail: List[str]
     """The last lines the run wrote to stderr."""
-
 
 
 
@@ -193,10 +202,6 @@ def find_preload_libraries() -> Dict[str, Optional[str]]:
     return found
 
 
-# ---------------------------------------------------------------- selection
-
-
-
 def child_environment(base: Optional[Dict[str, str]] = None, **extra: str) -> Dict[str, str]:
     """`base` (default: this environment) without what chooses or wraps the allocator,
     plus `extra`."""
@@ -206,7 +211,6 @@ def child_environment(base: Optional[Dict[str, str]] = None, **extra: str) -> Di
             del env[name]
     env.update(extra)
     return env
-
 
 
 def _tail(file: IO[bytes]) -> List[str]:
@@ -413,3 +417,98 @@ def measure(
                            tree_peak_rss=max(peak, sampler.peak if sampler else 0),
                            tree_processes=len(sampler.seen) if sampler else 0,
                            samples=sampler.samples if sampler else 0)
+
+
+# ---------------------------------------------------------------- shuffled rounds
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One run of a plan: `item` (a workload, a program, compare's script) under `variant`."""
+
+    round: int
+    """0, 1, ... for the measured rounds; negative for the warm-up rounds before them."""
+    item: str
+    variant: str
+    position: int
+    """The run's place in the order of its round and item (0 first)."""
+
+
+def plan_rounds(items: Sequence[str], variants: Sequence[str], rounds: int, warmup: int,
+                seed: int) -> List[List[Turn]]:
+    """The runs of every round, round after round: `warmup` rounds, then `rounds`.
+
+    In every round each item runs once under every variant, in an order shuffled
+    for that round and item: a fixed order would let a variant always follow the
+    same other one, and what ran just before changes what a run costs (a process
+    using transparent huge pages right after one that did not paid far more system
+    time).  One ``random.Random(seed)`` shuffles every order, round by round and
+    item by item, so the seed alone repeats the plan.
+    """
+    rng = random.Random(seed)
+    plan = []
+    for number in range(-warmup, rounds):
+        turns = []
+        for item in items:
+            order = list(variants)
+            rng.shuffle(order)
+            turns += [Turn(number, item, name, position) for position, name in enumerate(order)]
+        plan.append(turns)
+    return plan
+
+
+def per_round_ratios(values: Mapping[int, float], bases: Mapping[int, float]) -> List[float]:
+    """values[r] / bases[r] for every round r that both have (and a positive base),
+    in round order."""
+    return [values[r] / bases[r] for r in sorted(values) if r in bases and bases[r] > 0]
+
+
+def ratio_summary(ratios: Sequence[float]) -> Dict[str, Any]:
+    """The median of per-round ratios with their spread: ``{"median", "min", "max",
+    "rounds"}`` (None where there is no ratio).  A ratio of medians is not this: the
+    median round of one variant and of the reference need not be the same round."""
+    values = list(ratios)
+    return {"median": statistics.median(values) if values else None,
+            "min": min(values, default=None), "max": max(values, default=None),
+            "rounds": values}
+
+
+def format_ratio(stat: Optional[Mapping[str, Any]], missing: str = "-") -> str:
+    """"median (min-max)" of a :func:`ratio_summary`, two decimals; the median alone
+    when every round gave the same ratio; `missing` when there is none."""
+    if not stat or stat.get("median") is None:
+        return missing
+    median = f"{stat['median']:.2f}"
+    if stat["min"] == stat["max"]:
+        return median
+    return f"{median} ({stat['min']:.2f}-{stat['max']:.2f})"
+
+
+# ---------------------------------------------------------------- the GC policy's peer
+
+#: The variable that gives a run the GC policy of bump_global's ``gc="relaxed"``
+#: through :data:`GC_PEER_SITECUSTOMIZE` (the peers "with the same GC policy").
+GC_PEER_VARIABLES = {"GCX": "1"}
+
+#: The sitecustomize of every comparison (compare and scripts/), on every run's
+#: PYTHONPATH so that all pay the same import: with ``GCX=1`` it applies exactly what
+#: bump_global's ``gc="relaxed"`` applies, by calling the same function.
+GC_PEER_SITECUSTOMIZE = """\
+import os
+if os.environ.get("GCX") == "1":
+    from bump_global._gc import apply_gc_policy
+    apply_gc_policy("relaxed")
+"""
+
+
+def write_gc_peer_site(folder: str) -> str:
+    """Write :data:`GC_PEER_SITECUSTOMIZE` as `folder`/sitecustomize.py; `folder`."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "sitecustomize.py"), "w") as file:
+        file.write(GC_PEER_SITECUSTOMIZE)
+    return folder
+
+
+def prepend_path(folder: str, path: Optional[str]) -> str:
+    """`folder` first on a PYTHONPATH-like `path` (None or empty: `folder` alone)."""
+    return folder + (os.pathsep + path if path else "")

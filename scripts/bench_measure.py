@@ -1,6 +1,6 @@
-"""Cost of bump_global.measure() against tracemalloc (docs/measure.md).
+"""What does bump_global.measure() cost, against tracemalloc?  (docs/measure.md)
 
-Run: python scripts/bench_measure.py [--reclaim none|last|classes]
+    python scripts/bench_measure.py [--reclaim none|last|classes] [--repeat 20000]
 
 Prints, in one Markdown table:
 - enter + exit of an empty block (median of 20,000 single timings, less an empty call's), for

@@ -1,4 +1,5 @@
-"""What a first touch of fresh memory costs on this machine (the price of never reusing).
+"""What does a first touch of fresh memory cost on this machine (the price of never
+reusing)?
 
     python scripts/perf_firsttouch.py [--mib 64] [--rounds 9]
 

@@ -1,101 +1,110 @@
-"""Instructions executed (callgrind) by workloads under allocator modes and builds.
+"""How many instructions does a run execute under each variant (and engine build)?
+Counts that repeat on a shared machine where times do not (callgrind).
 
-    python scripts/perf_instructions.py --build old=DIR --build new=DIR
-        [--mode gcx] [--mode bump:classes] [--job 'deltablue.py 10'] ...
+    python scripts/perf_instructions.py [--python PY | --interpreter PY] [--work DIR]
+        [--no-install] [--job 'deltablue 10'] ... [--variants pymalloc+gc,bump,...]
+        [--build NAME=DIR] ... [--fast-exit]
 
-Each DIR holds a ``bump_global`` package with its built C core (copy the package
-folder of a checkout after ``setup.py build_ext --inplace``).  Each job is a script of
-scripts/workloads/ with its arguments; it runs under ``valgrind --tool=callgrind``
-(instruction counts are repeatable on a shared machine where times are not;
-PYTHONHASHSEED=0 so that dict layouts are the same in every run) after
-this preamble: mode ``gcx``: pymalloc with the GC thresholds x10 (the same GC
-policy as bump_global's gc="relaxed"); ``bump:POLICY``: bump_global.install(
-"4G", reclaim=POLICY, prefault=False, huge_pages=False) (threads and huge pages
-off: callgrind serialises threads, and page faults are not instructions).
-A mode ending in ``+exit`` also skips the interpreter's teardown: an atexit handler
-registered first (so it runs last) flushes stdout and stderr and calls os._exit(0)
-(an upper bound of what a faster exit can save; exit statuses are not kept).
-Prints the instruction count per job, mode and build, and the ratio to the first
-mode of the first build.  Kernel time (page faults) is not counted: see
-scripts/perf_firsttouch.py for that.
+Each job is a workload of scripts/workloads/ with its arguments (``--job 'startup'`` is
+the start-up alone, ``python startup.py``; ``--job 'tuples_list 500000'``), or a real
+program; it runs once per variant under ``valgrind --tool=callgrind`` (children not
+followed, PYTHONHASHSEED=0 so that dict layouts are the same in every run) through the
+harness (scripts/harness/), and its output and exit status are checked against the
+first variant's.  Prints the instruction count per job and variant and the ratio to the
+first variant.  ``--build NAME=DIR`` runs every bump variant once per engine build
+(``bump@old``, ``bump@new``); the peers do not load the engine.  ``--fast-exit`` ends
+every run at exit with ``os._exit(0)`` after flushing (an upper bound of what skipping
+the interpreter's teardown saves).  Threads are serialised by callgrind and page faults
+are not instructions: use bump_global's variants without prefault (``bump-noprefault``)
+for engine work, and scripts/perf_firsttouch.py for the kernel's side.  For start-up
+times, paired and shuffled: ``scripts/bench.py --families startup``.  Use a regular (not
+editable) install in the interpreter: an editable one adds its import hook to every
+start-up.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shlex
-import subprocess
 import sys
-import tempfile
+from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
-HERE = Path(__file__).resolve().parent
+from harness import venv
+from harness.builds import parse_builds
+from harness.runner import Runner, check_outputs, run_rounds
+from harness.variants import parse_variants, select_variants, with_builds
 
-PREAMBLE = r'''
-import sys, runpy, gc
-mode, _, fast_exit = sys.argv[1].partition("+exit")
-if "+exit" in sys.argv[1]:
-    import atexit, os
-    def _exit_now():  # registered first, so it runs after every other atexit handler
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    atexit.register(_exit_now)
-if mode.startswith("bump"):
-    import bump_global
-    bump_global.install("4G", reclaim=mode.partition(":")[2] or "none", prefault=False,
-                        huge_pages=False)
-else:
-    a, b, c = gc.get_threshold()
-    gc.set_threshold(a * 10, b, c * 10)
-sys.argv = sys.argv[2:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-'''
+from bump_global._launch import find_preload_libraries
+
+WHO = "perf_instructions"
+PREFIX = ["valgrind", "--tool=callgrind", "--callgrind-out-file={out}"]
 
 
-def count(python: str, pkg: str, mode: str, job: List[str]) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = os.path.join(tmp, "pre.py")
-        Path(pre).write_text(PREAMBLE)
-        out = os.path.join(tmp, "cg.out")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("BUMP_GLOBAL", "PYTHON"))}
-        env["PYTHONPATH"] = pkg
-        env["PYTHONHASHSEED"] = "0"  # the same dict layouts in every run
-        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                        python, pre, mode, *job], env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, check=True, cwd=tmp)
-        match = re.search(r"^(?:summary|totals): (\d+)", Path(out).read_text(), re.M)
-    assert match
-    return int(match.group(1))
+def inspect(run_dir: Path, rec: Dict[str, Any]) -> None:
+    """The run's instruction count from callgrind's output (the record's
+    ``instructions``)."""
+    out = run_dir / "prefix.out"
+    match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.M) if out.exists() \
+        else None
+    if match is None:
+        rec.update(ok=False, error="callgrind wrote no total")
+    else:
+        rec["instructions"] = int(match.group(1))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--python", default=sys.executable)
-    ap.add_argument("--build", action="append", required=True, help="NAME=DIR")
-    ap.add_argument("--mode", action="append", default=[])
-    ap.add_argument("--job", action="append", default=[])
+    venv.add_arguments(ap)
+    ap.add_argument("--job", action="append", default=[], metavar="'NAME ARGS'",
+                    help="a workload and its arguments, or a real program (repeat; "
+                         "default: 'tuples_list 500000', 'deltablue 10')")
+    ap.add_argument("--variants", default="pymalloc+gc,bump-noprefault",
+                    help="comma-separated names or NAME=VAR=VALUE[+...]; the first is the "
+                         "reference")
+    ap.add_argument("--build", action="append", default=[], metavar="NAME=DIR",
+                    help="run every bump variant with this engine build (repeat)")
+    ap.add_argument("--fast-exit", action="store_true",
+                    help="os._exit(0) at exit, after flushing stdout and stderr")
     ns = ap.parse_args(argv)
-    builds: List[Tuple[str, str]] = [tuple(b.split("=", 1)) for b in ns.build]  # type: ignore
-    modes = ns.mode or ["gcx", "bump:none", "bump:classes"]
-    jobs = ns.job or ["tuples_list.py", "deltablue.py 10"]
+    wanted = parse_variants(ns.variants, WHO) or []
+    if not wanted:
+        ap.error("--variants must name one or more")
+    specs = [shlex.split(j) for j in ns.job or ["tuples_list 500000", "deltablue 10"]]
+    workloads = venv.workloads_named([s[0] for s in specs], WHO)
+    # A job's own arguments replace the workload's.
+    workloads = [replace(w, args=tuple(s[1:])) if len(s) > 1 else w
+                 for w, s in zip(workloads, specs)]
+    builds = parse_builds(ns.build, WHO)
+    setup, jobs, notes = venv.setup_jobs(ns, workloads, sorted(
+        {r for v in wanted for r in v.requires}), False, WHO)
+    libraries = find_preload_libraries()
+    reference = wanted[0].name
+    variants, skipped = select_variants(wanted, setup.pyversion, libraries, setup.python,
+                                        reference=reference)
+    variants = with_builds(variants, list(builds))
+    for note in notes + skipped:
+        print(f"{WHO}: {note}", file=sys.stderr, flush=True)
+    runner = Runner(setup.python, setup.work, libraries, builds, prefix=PREFIX,
+                    fast_exit=ns.fast_exit, inspect=inspect)
+    result: Dict[str, List[Any]] = {"orders": [], "raw": []}
+    run_rounds(runner, jobs, variants, 1, 0, 0, result)
+    problems = check_outputs(result["raw"], reference) + [
+        f"{r['workload']} {r['variant']}: {r['error']}" for r in result["raw"] if not r["ok"]]
+    counts = {(r["workload"], r["variant"]): r["instructions"] for r in result["raw"]
+              if "instructions" in r}
     for job in jobs:
-        argv_job = shlex.split(job)
-        argv_job[0] = str(HERE / "workloads" / argv_job[0])
-        results: Dict[Tuple[str, str], int] = {}
-        for bname, pkg in builds:
-            for mode in modes:
-                if mode == "gcx" and bname != builds[0][0]:
-                    continue  # the peer does not load the build
-                results[(bname, mode)] = count(ns.python, pkg, mode, argv_job)
-        ref = next(iter(results.values()))
-        print(f"{job}:")
-        for (bname, mode), n in results.items():
-            print(f"  {mode:<14}{bname:<8}{n:>16,}  {n / ref:.3f}x")
-    return 0
+        ref = counts.get((job.name, reference))
+        print(f"{job.name} {' '.join(job.argv(setup.work)[2:])}".rstrip() + ":")
+        for v in variants:
+            n = counts.get((job.name, v.name))
+            if n is not None:
+                print(f"  {v.name:<24}{n:>16,}" + (f"  {n / ref:.3f}x" if ref else ""))
+    for problem in problems:
+        print(f"{WHO}: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

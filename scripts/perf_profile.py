@@ -1,14 +1,16 @@
-"""Where the CPU time goes, per allocator variant, on real programs (perf sampling).
+"""Where does each allocator variant's CPU time go on real programs: the allocator, the
+GC, page faults, the kernel, or the interpreter?  (perf sampling; docs/performance.md)
 
-    python scripts/perf_profile.py --venv VENV [--work DIR] [--rounds 3]
-        [--jobs pyflakes,docutils,compileall,pylint] [--frequency 4000]
-        [--variant NAME=VAR=VALUE[+VAR=VALUE...]] ...
+    python scripts/perf_profile.py [--python PY | --interpreter PY] [--work DIR]
+        [--no-install] [--jobs pyflakes,docutils,compileall,pylint] [--rounds 3]
+        [--warmup 0] [--seed N] [--frequency 4000] [--quick]
+        [--variants pymalloc+gc,bump,bump-classes,NAME=VAR=VALUE...]
 
-Each job runs under each variant ``--rounds`` times (variant order shuffled every
-round) inside ``perf record -e cpu-clock`` (a software clock: this VM has no
-hardware counters), following its child processes.  The samples of a job and
-variant are summed over the rounds and sorted into five kinds by the symbol and
-the object they fell in:
+Each job (a real program or a workload script) runs under each variant ``--rounds``
+times, in the harness's shuffled rounds (scripts/harness/), inside ``perf record -e
+cpu-clock`` (a software clock: this VM has no hardware counters), following its child
+processes.  The samples of a job and variant are summed over the rounds and sorted into
+five kinds by the symbol and the object they fell in:
 
 - ``allocator``: pymalloc (``_PyObject_Malloc``, ``pymalloc_*``, ...), libc's malloc
   family, libmimalloc and libjemalloc, and bump_global's hooks (``_core``);
@@ -19,30 +21,30 @@ the object they fell in:
 - ``kernel``: the rest of the kernel (system calls, scheduling);
 - ``interpreter``: everything else (the eval loop, dicts, the parser, ...).
 
-Printed per job: each kind's samples as a share of the first variant's whole
-(so a variant's row adds up to its time relative to that variant, and the
-differences say where a variant gains or loses), and the allocator's share of the
-first variant's own time: what an allocator that cost nothing could save, at
-most, on that program.  Jobs and variants as in scripts/perf_variants.py (same
-GCX sitecustomize; same VENV set-up).  Needs ``perf`` (linux-perf).
+Printed per job: each kind's samples as a share of the first variant's whole (so a
+variant's row adds up to its time relative to that variant, and the differences say
+where a variant gains or loses).  The first variant is the reference; every run's exit
+status and output are checked against its run of the same round.  Needs ``perf``
+(linux-perf).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import random
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import perf_variants  # noqa: E402
-from perf_startup import parse_variant  # noqa: E402
+from harness import venv
+from harness.runner import Runner, check_outputs, run_rounds
+from harness.variants import parse_variants, select_variants
+
+from bump_global._launch import find_preload_libraries
+
+WHO = "perf_profile"
 
 KINDS = ("interpreter", "allocator", "gc", "faults", "kernel")
 
@@ -95,60 +97,67 @@ def parse_report(text: str) -> Dict[str, int]:
     return dict(kinds)
 
 
-def record(argv: List[str], cwd: Path, env: Dict[str, str], out: Path,
-           frequency: int) -> Dict[str, int]:
-    cmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", str(frequency), "-o", str(out),
-           "--", *argv]
-    subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=False)
-    report = subprocess.run(["perf", "report", "-i", str(out), "--stdio", "-n",
-                             "--sort", "dso,sym"], capture_output=True, text=True,
+def inspect(run_dir: Path, rec: Dict[str, Any]) -> None:
+    """Sort the samples of the run's perf.data into kinds (the record's ``kinds``)."""
+    report = subprocess.run(["perf", "report", "-i", str(run_dir / "prefix.out"), "--stdio",
+                             "-n", "--sort", "dso,sym"], capture_output=True, text=True,
                             check=False).stdout
-    out.unlink()
-    return parse_report(report)
+    rec["kinds"] = parse_report(report)
+    (run_dir / "prefix.out").unlink(missing_ok=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--venv", type=Path, required=True)
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "perf-variants")
-    ap.add_argument("--jobs", default="pyflakes,docutils,compileall,pylint")
+    venv.add_arguments(ap)
+    ap.add_argument("--jobs", default="pyflakes,docutils,compileall,pylint",
+                    help="comma-separated real programs or workload scripts")
+    ap.add_argument("--variants", default="pymalloc+gc,bump,bump-classes",
+                    help="comma-separated names or NAME=VAR=VALUE[+...]; the first is the "
+                         "reference")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--frequency", type=int, default=4000)
-    ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--variant", action="append", default=None,
-                    help="NAME=VAR=VALUE[+VAR=VALUE...]; the first is the reference")
+    ap.add_argument("--quick", action="store_true", help="workload scripts at tiny sizes")
     ns = ap.parse_args(argv)
-    variants = [parse_variant(s) for s in (ns.variant or perf_variants.DEFAULT_VARIANTS)]
-    venv = ns.venv.resolve()
-    jobs = perf_variants.jobs_for(ns.jobs.split(","), venv, ns.work)
-    gcx = ns.work / "gcx"
-    gcx.mkdir(parents=True, exist_ok=True)
-    (gcx / "sitecustomize.py").write_text(perf_variants.GCX_SITE)
-    rng = random.Random(ns.seed)
-    base_env = perf_variants.rp.base_env()
+    wanted = parse_variants(ns.variants, WHO) or []
+    if not wanted or ns.rounds < 1 or ns.warmup < 0:
+        ap.error("--variants must name one or more, --rounds be 1 or more, --warmup 0 or more")
+    workloads = venv.workloads_named([j.strip() for j in ns.jobs.split(",") if j.strip()],
+                                     WHO)
+    setup, jobs, left_out = venv.setup_jobs(
+        ns, workloads, sorted({r for v in wanted for r in v.requires}), ns.quick, WHO)
+    libraries = find_preload_libraries()
+    reference = wanted[0].name
+    variants, notes = select_variants(wanted, setup.pyversion, libraries, setup.python,
+                                      reference=reference)
+    for note in left_out + notes:
+        print(f"{WHO}: {note}", file=sys.stderr, flush=True)
+    prefix = ["perf", "record", "-q", "-e", "cpu-clock", "-F", str(ns.frequency), "-o",
+              "{out}", "--"]
+    runner = Runner(setup.python, setup.work, libraries, prefix=prefix, inspect=inspect)
+    result: Dict[str, Any] = {"orders": [], "raw": []}
+    run_rounds(runner, jobs, variants, ns.rounds, ns.warmup, ns.seed, result)
+    problems = check_outputs(result["raw"], reference) + [
+        f"{r['workload']} round {r['round']} {r['variant']}: {r['error']}"
+        for r in result["raw"] if not r["ok"]]
     totals: Dict[Tuple[str, str], Dict[str, int]] = collections.defaultdict(
         collections.Counter)
-    with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(ns.rounds):
-            for job, (cmd, cwd) in jobs.items():
-                order = list(variants)
-                rng.shuffle(order)
-                for name, extra in order:
-                    env = dict(base_env, PYTHONPATH=str(gcx), **extra)
-                    kinds = record(cmd, cwd, env, Path(tmp) / "perf.data", ns.frequency)
-                    totals[(job, name)].update(kinds)
-    ref = variants[0][0]
-    print(f"samples per kind as a share of `{ref}`'s whole ({ns.rounds} rounds, "
+    for r in result["raw"]:
+        if r["round"] >= 0 and "kinds" in r:
+            totals[(r["workload"], r["variant"])].update(r["kinds"])
+    print(f"samples per kind as a share of `{reference}`'s whole ({ns.rounds} rounds, "
           f"cpu-clock at {ns.frequency} Hz)")
-    print(f"{'job':<12}{'variant':<12}{'total':>7}" + "".join(f"{k:>13}" for k in KINDS))
+    print(f"{'job':<12}{'variant':<16}{'total':>7}" + "".join(f"{k:>13}" for k in KINDS))
     for job in jobs:
-        whole = sum(totals[(job, ref)].values()) or 1
-        for name, _ in variants:
-            kinds = totals[(job, name)]
-            print(f"{job:<12}{name:<12}{sum(kinds.values()) / whole:>7.3f}"
+        whole = sum(totals[(job.name, reference)].values()) or 1
+        for v in variants:
+            kinds = totals[(job.name, v.name)]
+            print(f"{job.name:<12}{v.name:<16}{sum(kinds.values()) / whole:>7.3f}"
                   + "".join(f"{kinds.get(k, 0) / whole:>13.3f}" for k in KINDS))
-    return 0
+    for problem in problems:
+        print(f"{WHO}: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

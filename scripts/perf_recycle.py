@@ -1,148 +1,103 @@
-"""Experiment: give dead 64 KiB units' pages to the bump frontier (core/recycle.c).
+"""What does moving dead 64 KiB units' pages to the bump frontier save (the experiment of
+experiments/recycle.patch), with and without the prefault thread?
 
-    python scripts/perf_recycle.py --venv VENV [--work DIR] [--rounds 5]
-        [--jobs pyflakes,docutils,json_tool]
+    python scripts/perf_recycle.py [--python PY | --interpreter PY] [--work DIR]
+        [--no-install] [--jobs pyflakes,docutils,json_tool] [--rounds 5] [--warmup 1]
+        [--seed N] [--quick]
 
-Builds two copies of this checkout's C core: as shipped, and with
-experiments/recycle.patch applied and ``-DBUMP_GLOBAL_RECYCLE`` (core/recycle.c:
-per 64 KiB unit of the small area,
-the live blocks that start there; when a unit's last block dies, its physical
-pages move to the next chunk the arena takes, with one
-``mremap(MREMAP_DONTUNMAP)``, instead of that chunk faulting fresh pages;
-addresses are still never reused).  Each copy is installed by a sitecustomize
-(pure bump, ``gc="relaxed"``, huge pages off), with and without the prefault
-thread, beside pymalloc with the same GC policy (GCX=1), in shuffled rounds
-after one warm-up; every run's output is checked against pymalloc's.  Printed
-per job and variant: median wall and CPU (user + sys), the medians of the
-per-round ratios to pymalloc + GC, minor faults, and the units moved.
-Jobs as in scripts/perf_variants.py (real programs set up in VENV).
+Builds two copies of this checkout's engine (scripts/harness/builds.py): as shipped,
+and with experiments/recycle.patch applied and ``-DBUMP_GLOBAL_RECYCLE`` (per 64 KiB
+unit of the small area, the live blocks that start there; when a unit's last block
+dies, its physical pages move to the next chunk the arena takes, with one
+``mremap(MREMAP_DONTUNMAP)``, instead of that chunk faulting fresh pages; addresses
+are still never reused).  Each build runs pure bump through ``BUMP_GLOBAL=1`` (huge
+pages off, ``gc="relaxed"``), with and without the prefault thread, beside pymalloc
+with the same GC policy, in the harness's shuffled rounds; every run's output is
+checked against pymalloc+gc's.  Printed per job and variant: median wall and CPU
+(user + sys), the medians of the per-round ratios to pymalloc+gc, minor faults, and
+the units moved (the patched core's ``recycle_counts()`` at exit).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import random
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Optional, Sequence
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-import perf_variants  # noqa: E402
+from harness import venv
+from harness.builds import EXPERIMENTS, build_engine
+from harness.runner import Runner, check_outputs, cpu, run_rounds
+from harness.stats import ratios
+from harness.variants import GC_PEER, Variant, bump_env, parse_variant
 
-SITE = """\
-import atexit, json, os
-import bump_global
-bump_global.install(prefault=os.environ["RECYCLE_PREFAULT"] == "1", huge_pages=False,
-                    gc="relaxed")
-from bump_global import _core
+from bump_global._launch import find_preload_libraries
 
-def _counts():
-    moves = _core.recycle_counts()[0] if hasattr(_core, "recycle_counts") else 0
-    with open(os.environ["RECYCLE_OUT"], "w") as out:
-        json.dump({"moves": moves}, out)
-
-atexit.register(_counts)
-"""
-
-PATCH = REPO / "experiments" / "recycle.patch"
-
-
-def build(dest: Path, python: str, cflags: str = "") -> Path:
-    """A copy of this checkout in dest/src with its C core built in place with cflags;
-    with -DBUMP_GLOBAL_RECYCLE, experiments/recycle.patch is applied to the copy first."""
-    src = dest / "src"
-    src.mkdir(parents=True)
-    for name in ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md",
-                 "bump_global_activate.pth"):
-        shutil.copy2(REPO / name, src / name)
-    shutil.copytree(REPO / "bump_global", src / "bump_global",
-                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
-    if "BUMP_GLOBAL_RECYCLE" in cflags:
-        subprocess.run(["git", "apply", str(PATCH)], cwd=src, check=True)
-    env = dict(os.environ, CFLAGS=cflags)
-    subprocess.run([python, "setup.py", "-q", "build_ext", "--inplace"], cwd=src, env=env,
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return src
+WHO = "perf_recycle"
+PATCH = EXPERIMENTS / "recycle.patch"
+ENGINE = bump_env(huge_pages="0")
+VARIANTS = (
+    parse_variant(GC_PEER),
+    Variant("bump", "pure bump, prefault on (the default)", ENGINE, build="plain"),
+    Variant("bump-noprefault", "pure bump, no prefault", {**ENGINE, **bump_env(prefault="0")},
+            build="plain"),
+    Variant("recycle", "recycling, prefault on", ENGINE, build="recycle"),
+    Variant("recycle-noprefault", "recycling, no prefault",
+            {**ENGINE, **bump_env(prefault="0")}, build="recycle"),
+)
 
 
-VARIANTS = ("pymalloc+gc", "bump", "bump-noprefault", "recycle", "recycle-noprefault")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--venv", type=Path, required=True)
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "perf-variants")
-    ap.add_argument("--jobs", default="pyflakes,docutils,json_tool")
+    venv.add_arguments(ap)
+    ap.add_argument("--jobs", default="pyflakes,docutils,json_tool",
+                    help="comma-separated real programs or workload scripts")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="workload scripts at tiny sizes")
     ns = ap.parse_args(argv)
-    python = str(ns.venv.resolve() / "bin" / "python")
-    jobs = perf_variants.jobs_for(ns.jobs.split(","), ns.venv.resolve(), ns.work)
-    rng = random.Random(ns.seed)
-    base = perf_variants.rp.base_env()
+    if ns.rounds < 1 or ns.warmup < 0:
+        ap.error("--rounds must be 1 or more and --warmup 0 or more")
+    workloads = venv.workloads_named([j.strip() for j in ns.jobs.split(",") if j.strip()],
+                                     WHO)
+    setup, jobs, notes = venv.setup_jobs(ns, workloads, (), ns.quick, WHO)
+    for note in notes:
+        print(f"{WHO}: {note}", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        plain = build(root / "plain", python, "")
-        recycle = build(root / "recycle", python, "-DBUMP_GLOBAL_RECYCLE")
-        site, gcx = root / "site", root / "gcx"
-        site.mkdir()
-        gcx.mkdir()
-        (site / "sitecustomize.py").write_text(SITE)
-        (gcx / "sitecustomize.py").write_text(perf_variants.GCX_SITE)
-        out = root / "counts.json"
-
-        def env_for(variant: str) -> Dict[str, str]:
-            if variant == "pymalloc+gc":
-                return dict(base, PYTHONPATH=str(gcx), GCX="1")
-            src = recycle if variant.startswith("recycle") else plain
-            return dict(base, PYTHONPATH=f"{site}{os.pathsep}{src}", RECYCLE_OUT=str(out),
-                        RECYCLE_PREFAULT="0" if variant.endswith("noprefault") else "1")
-
-        runs: Dict[Tuple[str, str], List[Tuple[float, float, int, int]]] = {}
-        ratios: Dict[Tuple[str, str], List[Tuple[float, float]]] = {}
-        for r in range(ns.rounds + 1):
-            for job, (cmd, cwd) in jobs.items():
-                order = list(VARIANTS)
-                rng.shuffle(order)
-                got: Dict[str, Tuple[float, float, int, int]] = {}
-                outputs: Dict[str, str] = {}
-                for variant in order:
-                    out.unlink(missing_ok=True)
-                    wall, cpu, faults, _, digest = perf_variants.run_once(cmd, cwd,
-                                                                        env_for(variant))
-                    moves = json.loads(out.read_text())["moves"] if out.exists() else 0
-                    got[variant] = (wall, cpu, faults, moves)
-                    outputs[variant] = digest
-                bad = [v for v in VARIANTS if outputs[v] != outputs["pymalloc+gc"]]
-                if bad:
-                    print(f"{job}: output differs from pymalloc's under {', '.join(bad)}",
-                          file=sys.stderr)
-                    return 1
-                if r == 0:
-                    continue  # the warm-up round
-                ref = got["pymalloc+gc"]
-                for variant, m in got.items():
-                    runs.setdefault((job, variant), []).append(m)
-                    ratios.setdefault((job, variant), []).append((m[0] / ref[0], m[1] / ref[1]))
+        builds = {"plain": build_engine(Path(tmp) / "plain", setup.python),
+                  "recycle": build_engine(Path(tmp) / "recycle", setup.python, PATCH,
+                                          "-DBUMP_GLOBAL_RECYCLE")}
+        runner = Runner(setup.python, setup.work, find_preload_libraries(), builds,
+                        counters=True)
+        result = {"orders": [], "raw": []}  # type: ignore[var-annotated]
+        run_rounds(runner, jobs, VARIANTS, ns.rounds, ns.warmup, ns.seed, result)
+    problems = check_outputs(result["raw"], GC_PEER) + [
+        f"{r['workload']} round {r['round']} {r['variant']}: {r['error']}"
+        for r in result["raw"] if not r["ok"]]
     med = statistics.median
-    print(f"{'job':<11}{'variant':<20}{'wall s':>8}{'cpu s':>8}{'wall x':>8}{'cpu x':>8}"
+    print(f"{ns.rounds} rounds after {ns.warmup} warm-up; ratios: medians of the per-round "
+          f"ratios to {GC_PEER}")
+    print(f"{'job':<14}{'variant':<20}{'wall s':>8}{'cpu s':>8}{'wall x':>8}{'cpu x':>8}"
           f"{'faults':>9}{'moved':>8}")
     for job in jobs:
-        for variant in VARIANTS:
-            m = runs[(job, variant)]
-            q = ratios[(job, variant)]
-            print(f"{job:<11}{variant:<20}{med(x[0] for x in m):>8.3f}{med(x[1] for x in m):>8.3f}"
-                  f"{med(x[0] for x in q):>8.2f}{med(x[1] for x in q):>8.2f}"
-                  f"{med(x[2] for x in m) / 1000:>8.0f}k{med(x[3] for x in m):>8.0f}")
-    return 0
+        runs = [r for r in result["raw"] if r["workload"] == job.name and r["round"] >= 0
+                and r["ok"]]
+        refs = {r["round"]: r for r in runs if r["variant"] == GC_PEER}
+        for v in VARIANTS:
+            m = [r for r in runs if r["variant"] == v.name]
+            if not m:
+                continue
+            moved = [(r.get("counters") or {}).get("recycle_counts", [0])[0] for r in m]
+            print(f"{job.name:<14}{v.name:<20}{med(r['wall_s'] for r in m):>8.3f}"
+                  f"{med(cpu(r) for r in m):>8.3f}{med(ratios(m, refs, 'wall') or [0]):>8.2f}"
+                  f"{med(ratios(m, refs, 'cpu') or [0]):>8.2f}"
+                  f"{med(r['minor_faults'] for r in m) / 1000:>8.0f}k{med(moved):>8.0f}")
+    for problem in problems:
+        print(f"{WHO}: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Run a pytest suite N times under ``--bump-global``; report the spread of each test's figures.
+"""How much do the figures of ``pytest --bump-global`` vary between sessions of one suite?
 
-Run: python scripts/plugin_spread.py [--sessions 5] -- PYTEST_ARGS...
+    python scripts/plugin_spread.py [--sessions 5] [--no-aslr] -- PYTEST_ARGS...
 e.g. python scripts/plugin_spread.py -- --pyargs numpy.lib.tests.test_arraysetops
 
 Each session starts from the same state (docs/pytest.md, "Determinism"):

@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Run CPython's own regression tests plainly and under bump_global, and compare.
+"""Do CPython's own regression tests pass under bump_global as they pass plainly?
+
+    python scripts/regrtest.py [--python PY]... [--versions 3.9,...] [--modules a,b]
+        [--quick | --heavy] [--jobs 2] [--size 8G] [--reclaim none|last|classes]
+        [--timeout 900] [--keep-dir DIR]
 
 For each CPython 3.9 to 3.13 found (or given with --python), every chosen test module of
 the stdlib ``test`` package runs twice, each in its own interpreter:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Check the C core with AddressSanitizer + UndefinedBehaviorSanitizer, and with valgrind.
+# Does the C core have memory errors or undefined behaviour?  AddressSanitizer +
+# UndefinedBehaviorSanitizer over the test suite, and valgrind over a workload.
 #
 #   scripts/sanitize.sh [--python PYTHON] [--asan-only | --valgrind-only] [-- PYTEST_ARGS...]
 #

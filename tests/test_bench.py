@@ -1,13 +1,14 @@
-"""The benchmark instrument (scripts/bench.py): what it records and how it summarises.
+"""The benchmark instrument (scripts/bench.py and its harness, scripts/harness/): what it
+records and how it summarises.
 
 These check the instrument on two variants and two tiny workloads, not how fast anything
 is: the JSON and Markdown shapes, the shuffled order recorded for every round, the ratios
-computed from the raw runs.
+computed from the raw runs; and the harness's variants: bump_global's variables derived
+from the package's option list, the GC peer's policy being bump_global's own.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import statistics
@@ -15,28 +16,28 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Dict
+from typing import Any, Dict, Iterator
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "scripts" / "bench.py"
 
-pytestmark = pytest.mark.slow  # benchmark processes: not in the quick lane
 
 
-def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_under_test", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """The scripts' harness package, imported as the scripts import it."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import harness.variants
+
+    yield harness
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
-    """Two rounds after one warm-up of two workloads under pymalloc and bump."""
+    """Two rounds after one warm-up of two workloads under pymalloc and bump (benchmark
+    processes: every test that uses it is slow)."""
     tmp = tmp_path_factory.mktemp("bench")
     out_json, out_md = tmp / "bench.json", tmp / "bench.md"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BUMP_GLOBAL")}
@@ -51,6 +52,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
             "json_path": out_json, "tmp": tmp, "stderr": proc.stderr}
 
 
+@pytest.mark.slow
 def test_json_records_every_run_with_its_measurements(quick_run: Dict[str, Any]) -> None:
     data = quick_run["data"]
     assert data["schema"] == "bump_global.bench/2" and data["partial"] is False
@@ -69,6 +71,7 @@ def test_json_records_every_run_with_its_measurements(quick_run: Dict[str, Any])
     assert data["output_problems"] == []
 
 
+@pytest.mark.slow
 def test_each_round_runs_every_variant_once_in_the_recorded_order(
         quick_run: Dict[str, Any]) -> None:
     data = quick_run["data"]
@@ -82,8 +85,9 @@ def test_each_round_runs_every_variant_once_in_the_recorded_order(
             assert [r["variant"] for r in ran] == order
 
 
-def test_shuffle_is_reproducible_from_the_seed(quick_run: Dict[str, Any]) -> None:
-    bench = load_bench()
+@pytest.mark.slow
+def test_shuffle_is_reproducible_from_the_seed(quick_run: Dict[str, Any],
+                                               harness: ModuleType) -> None:
     import random
 
     rng = random.Random(quick_run["data"]["settings"]["seed"])
@@ -96,9 +100,10 @@ def test_shuffle_is_reproducible_from_the_seed(quick_run: Dict[str, Any]) -> Non
     recorded = [order for entry in quick_run["data"]["orders"]
                 for order in entry["order"].values()]
     assert recorded == expected
-    assert bench.BASE == "pymalloc"
+    assert harness.variants.BASE == "pymalloc"
 
 
+@pytest.mark.slow
 def test_ratios_are_medians_of_per_round_ratios(quick_run: Dict[str, Any]) -> None:
     data = quick_run["data"]
     cells = data["summary"]["cells"]
@@ -123,6 +128,7 @@ def test_ratios_are_medians_of_per_round_ratios(quick_run: Dict[str, Any]) -> No
     assert family["count"] == 2
 
 
+@pytest.mark.slow
 def test_markdown_has_the_command_and_tables_with_cpu_beside_wall(
         quick_run: Dict[str, Any]) -> None:
     text = quick_run["markdown"]
@@ -137,6 +143,7 @@ def test_markdown_has_the_command_and_tables_with_cpu_beside_wall(
     assert "**Quick: tiny sizes, not a measurement.**" in text
 
 
+@pytest.mark.slow
 def test_from_json_renders_the_same_report(quick_run: Dict[str, Any]) -> None:
     again = quick_run["tmp"] / "again.md"
     proc = subprocess.run([sys.executable, str(BENCH), "--from-json",
@@ -146,18 +153,20 @@ def test_from_json_renders_the_same_report(quick_run: Dict[str, Any]) -> None:
     assert again.read_text() == quick_run["markdown"]
 
 
-def test_missing_library_is_one_line_and_skips_its_variant() -> None:
-    bench = load_bench()
-    chosen, notes = bench.select_variants(None, (3, 11),
-                                          {"mimalloc": None, "jemalloc": "/lib/libjemalloc.so.2"})
+def test_missing_library_is_one_line_and_skips_its_variant(harness: ModuleType) -> None:
+    variants = harness.variants
+    chosen, notes = variants.select_variants(
+        None, (3, 11), {"mimalloc": None, "jemalloc": "/lib/libjemalloc.so.2"})
     names = [v.name for v in chosen]
     assert "mimalloc+gc" not in names and "jemalloc+gc" in names
     assert "cpy-mimalloc+gc" not in names  # CPython's own mimalloc needs 3.13
-    assert names[:2] == ["pymalloc", "pymalloc+gc"]
+    assert names == ["pymalloc", "pymalloc+gc", "jemalloc+gc", "bump", "bump-huge",
+                     "bump-classes"]  # the default set: opt-in variants are named
     assert len(notes) == 2 and all("\n" not in n for n in notes)
-    assert any("mimalloc+gc skipped: libmimalloc not found (apt-get install libmimalloc2.0)"
-               in n for n in notes)
-    chosen, notes = bench.select_variants(["bump"], (3, 13), {"mimalloc": None, "jemalloc": None})
+    assert any("mimalloc+gc skipped: libmimalloc not found (Debian/Ubuntu: apt install "
+               "libmimalloc2.0)" in n for n in notes)
+    chosen, notes = variants.select_variants([variants.parse_variant("bump")], (3, 13),
+                                             {"mimalloc": None, "jemalloc": None})
     assert [v.name for v in chosen] == ["pymalloc", "bump"] and notes == []
 
 
@@ -166,9 +175,100 @@ def test_unknown_variant_is_one_clear_line() -> None:
                            "--interpreter", sys.executable],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode != 0
-    assert proc.stderr.strip().splitlines() == [
-        "bench: unknown variant(s) tcmalloc in --variants: accepted are pymalloc, pymalloc+gc, "
-        "mimalloc+gc, jemalloc+gc, cpy-mimalloc+gc, bump, bump-huge, bump-classes"]
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("bench: --variants: unknown variant 'tcmalloc': expected a name "
+                           "from pymalloc, pymalloc+gc, mimalloc+gc, "), line
+    assert "or [NAME=]KEY=VALUE[+KEY=VALUE...]" in line
+
+
+def test_the_published_json_renders_the_published_markdown(tmp_path: Path) -> None:
+    for name in ("benchmarks", "benchmarks-3.13"):
+        out = tmp_path / f"{name}.md"
+        proc = subprocess.run([sys.executable, str(BENCH), "--from-json",
+                               str(ROOT / "docs" / f"{name}.json"), "--markdown", str(out)],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert out.read_text() == (ROOT / "docs" / f"{name}.md").read_text()
+
+
+# ---------------------------------------------------------------- the harness's variants
+
+
+def test_bump_variables_come_from_the_option_list(harness: ModuleType) -> None:
+    from bump_global._config import INSTALL_OPTIONS
+
+    variants = harness.variants
+    options = {o.name: o for o in INSTALL_OPTIONS}
+    assert variants.bump_env(reclaim="classes", numpy="1") == {
+        "BUMP_GLOBAL": "1", options["reclaim"].env: "classes", options["numpy"].env: "1"}
+    known = {o.env for o in INSTALL_OPTIONS}
+    for v in variants.VARIANTS:
+        assert {k for k in v.env if k.startswith("BUMP_GLOBAL_")} <= known, v
+    assert variants.parse_variant("classes=--reclaim=classes+huge_pages=0").env == {
+        "BUMP_GLOBAL": "1", options["reclaim"].env: "classes", options["huge_pages"].env: "0"}
+    with pytest.raises(ValueError, match="no install option 'no_such'"):
+        variants.bump_env(no_such="1")
+
+
+@pytest.mark.parametrize("spec, name, env", [
+    ("bump-classes", "bump-classes", {"BUMP_GLOBAL": "1", "BUMP_GLOBAL_RECLAIM": "classes"}),
+    ("BUMP_GLOBAL_RECLAIM=classes+BUMP_GLOBAL_GC=keep",
+     "BUMP_GLOBAL_RECLAIM=classes+BUMP_GLOBAL_GC=keep",
+     {"BUMP_GLOBAL": "1", "BUMP_GLOBAL_RECLAIM": "classes", "BUMP_GLOBAL_GC": "keep"}),
+    ("mimalloc+gc=GCX=1+PYTHONMALLOC=malloc+LD_PRELOAD=libmimalloc.so.2", "mimalloc+gc",
+     {"GCX": "1", "PYTHONMALLOC": "malloc", "LD_PRELOAD": "libmimalloc.so.2"}),
+    ("off=BUMP_GLOBAL=0", "off", {"BUMP_GLOBAL": "0"}),
+    ("sites=sites=1", "sites", {"BUMP_GLOBAL": "1", "BUMP_GLOBAL_SITES": "1"}),
+])
+def test_parse_variant(harness: ModuleType, spec: str, name: str, env: Dict[str, str]) -> None:
+    variant = harness.variants.parse_variant(spec)
+    assert (variant.name, dict(variant.env)) == (name, env)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("tcmalloc", "unknown variant 'tcmalloc'"),
+    ("x=BUMP_GLOBAL=1+PYTHONTRACEMALLOC=1", "tracemalloc cannot run together with bump_global"),
+    ("x=GCX=1+junk", "is not KEY=VALUE"),
+    ("1x=2", "is not KEY=VALUE"),
+])
+def test_bad_variant_is_one_line(harness: ModuleType, spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        harness.variants.parse_variant(spec)
+    assert "\n" not in str(info.value)
+
+
+def test_profiler_variants_wrap_the_command(harness: ModuleType) -> None:
+    variants = harness.variants
+    memray = variants.parse_variant("memray-py")
+    assert variants.wrap(["py", "-m", "pyflakes", "src"], "py", memray, "OUT") == [
+        "py", "-m", "memray", "run", "--quiet", "--force", "-o", "OUT",
+        "--trace-python-allocators", "-m", "pyflakes", "src"]
+    assert variants.wrap(["/venv/bin/black", "src"], "py", memray, "OUT")[-2:] == [
+        "/venv/bin/black", "src"]
+    assert variants.parse_variant("tracemalloc").env == {"PYTHONTRACEMALLOC": "1"}
+    plain = variants.parse_variant("pymalloc")
+    assert variants.wrap(["py", "x.py"], "py", plain, "OUT") == ["py", "x.py"]
+
+
+def test_the_gc_peer_runs_bump_global_s_own_policy(harness: ModuleType,
+                                                   tmp_path: Path) -> None:
+    import harness.runner
+
+    from bump_global._launch import child_environment
+
+    runner = harness.runner.Runner(sys.executable, tmp_path, {})
+    code = "import gc; print(*gc.get_threshold())"
+    relaxed = ("from bump_global._gc import apply_gc_policy; apply_gc_policy('relaxed'); "
+               + code)
+    env = dict(child_environment(), PYTHONPATH=str(runner.site))
+    peer = variant_thresholds(code, dict(env, GCX="1"))
+    assert peer == variant_thresholds(relaxed, child_environment())
+    assert peer != variant_thresholds(code, env)  # without GCX=1 nothing changes
+
+
+def variant_thresholds(code: str, env: Dict[str, str]) -> str:
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True).stdout
 
 
 # ---------------------------------------------------------------- bump_global/_launch.py

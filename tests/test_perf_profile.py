@@ -8,7 +8,6 @@ page faults, kernel, interpreter) means what docs/performance.md says it means.
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -17,17 +16,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def profile() -> ModuleType:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        spec = importlib.util.spec_from_file_location("perf_profile_under_test",
-                                                      ROOT / "scripts" / "perf_profile.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+@pytest.fixture
+def profile(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """scripts/perf_profile.py, with scripts/ on sys.path as when it runs (its harness)."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    spec = importlib.util.spec_from_file_location("perf_profile_under_test",
+                                                  ROOT / "scripts" / "perf_profile.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return module
 
 
