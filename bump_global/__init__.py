@@ -65,7 +65,16 @@ def __getattr__(name: str) -> object:
         # A submodule name (`from bump_global import _core`) must get AttributeError
         # here, so that the import system loads it.
         raise AttributeError(f"module 'bump_global' has no attribute {name!r}")
-    value = getattr(__import__(f"bump_global.{module}", fromlist=[name]), name)
+    # Loading a module allocates: after the region filled under on_exhausted="error"
+    # (bump_global.report() in a MemoryError handler), the C core's report guard
+    # serves that from the previous allocator.
+    core = __import__("sys").modules.get("bump_global._core")
+    guarded = core is not None and core.config() is not None and not core.report_guard(True)
+    try:
+        value = getattr(__import__(f"bump_global.{module}", fromlist=[name]), name)
+    finally:
+        if guarded:
+            core.report_guard(False)
     globals()[name] = value
     return value
 

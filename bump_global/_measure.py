@@ -59,6 +59,7 @@ FIGURES = (
     "failed_allocations",
     "foreign_frees",
     "foreign_reallocs",
+    "samples",
 )
 _N = len(FIGURES)
 _ZERO: Tuple[int, ...] = (0,) * _N
@@ -71,7 +72,11 @@ _FREES_IGNORED, _FOREIGN_FREES, _FREES_RECLAIMED, _BYTES_RECLAIMED, _FALLBACK_FR
     _i("frees_ignored"), _i("foreign_frees"), _i("frees_reclaimed"), _i("bytes_reclaimed"),
     _i("fallback_frees"))
 _PLAIN = tuple(_i(name) for name in FIGURES[4:])  # figures that are one counter each
+_SAMPLES = _i("samples")
 del _i
+
+#: The mean sampling interval of ``measure(sites=True)`` (fine: a block is short).
+FINE_SITES_RATE = 64 << 10
 
 _stats: Callable[[], Optional[Snapshot]]  # _core.stats, bound at first use
 _objects_counted = False  # the OBJ domain is served: snapshots cost allocations
@@ -184,15 +189,19 @@ class Measure:
     :class:`AttributeError`.
     """
 
-    __slots__ = ("_figures", "_entries", "_pre", "_factory", "calls")
+    __slots__ = ("_figures", "_entries", "_pre", "_factory", "calls", "_rate", "_restore",
+                 "_first", "_last")
 
-    def __init__(self) -> None:
+    def __init__(self, sites: Any = None) -> None:
         self._figures: Optional[Figures] = None
         self._entries: List[_Entry] = []
         self._pre: Optional[Snapshot] = None
         self._factory = False
         #: Blocks measured so far by this object (calls, as a decorator).
         self.calls = 0
+        self._rate: Optional[int] = _sites_rate(sites)
+        self._restore: Any = None  # how to put sampling back when the block ends
+        self._first = self._last = 0  # the block's samples: sequence numbers [first, last)
 
     def __enter__(self) -> Measure:
         if not _ready:
@@ -204,6 +213,10 @@ class Measure:
             self._factory = False
         elif _active:
             pre = _stats()
+        if self._rate is not None:  # between the snapshots: the measurement's own cost
+            from bump_global import _sites
+
+            self._restore = _sites.sample_for_a_while(self._rate)
         entry = _Entry(pre, factory)
         self._entries.append(entry)
         _active.append(entry)
@@ -215,7 +228,11 @@ class Measure:
         entry = self._entries.pop()
         figures, span = _finish(entry, end)  # type: ignore[arg-type]
         self._figures = figures
+        self._first, self._last = entry.start[_SAMPLES], end[_SAMPLES]  # type: ignore[index]
         self.calls += 1
+        if self._restore is not None:
+            restore, self._restore = self._restore, None
+            restore()
         position = _active.index(entry)
         del _active[position]
         pre = entry.pre
@@ -333,6 +350,32 @@ class Measure:
         """Reallocs of blocks from before the install (forwarded)."""
         return self._get(15)
 
+    @property
+    def samples(self) -> int:
+        """Allocations sampled during the block (with sites on): what :meth:`sites`
+        reads."""
+        return self._get(16)
+
+    def sites(self, n: int = 10) -> List[Dict[str, Any]]:
+        """Where the block's bytes came from: its `n` top allocation sites, estimated
+        from the samples taken during the block (``install(sites=True)``, or
+        ``measure(sites=True)`` for this block alone).  Each is a dict: function,
+        file, line, bytes, allocations (estimates), share of the block's sampled
+        bytes, callers (innermost first).  Empty when the block took no sample (it
+        allocated less than about one sampling interval)."""
+        self._get(0)  # the block must have ended
+        from bump_global import _sites
+
+        found = _sites.measured(self._first, self._last)
+        if found is None:
+            from bump_global._errors import BumpGlobalError
+
+            raise BumpGlobalError(
+                "m.sites() reads allocation samples, and none were taken in this process: "
+                "install with sites=True (or --sites, BUMP_GLOBAL_SITES=1), or measure this "
+                "block with bump_global.measure(sites=True)")
+        return _sites.top_sites(found, n)
+
     def as_dict(self) -> Dict[str, int]:
         """The figures by name, in the order of :data:`FIGURES`."""
         return {name: self._get(i) for i, name in enumerate(FIGURES)}
@@ -343,7 +386,18 @@ class Measure:
         return "Measure(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
 
 
-def measure() -> Measure:
+def _sites_rate(sites: Any) -> Optional[int]:
+    """measure()'s `sites` argument as a mean sampling interval, or None."""
+    if sites is None or sites is False:
+        return None
+    if sites is True:
+        return FINE_SITES_RATE
+    from bump_global._config import parse_bytes
+
+    return parse_bytes(sites, "sites rate", 1)
+
+
+def measure(sites: Any = None) -> Measure:
     """Measure exactly what a block allocates through bump_global's domains.
 
     ``with bump_global.measure() as m: ...`` then ``m.allocations``, ``m.bytes``,
@@ -357,10 +411,17 @@ def measure() -> Measure:
     outer one counts what the inner block did, not the inner measurement.
     Every reclaim policy counts every allocation (reused blocks too).
 
+    `sites`: sample the block's allocations so that ``m.sites(n)`` can say where
+    its bytes came from: True (every 64 KiB on average, the block alone), or a
+    mean interval (``"16K"``); by default the process's own sampling
+    (``install(sites=True)``), if any.  Sampling allocates nothing from the
+    region: the figures are the same with it.  Under an outer measurement, turning
+    sampling on and off is the inner measurement's cost, taken off the outer one.
+
     Raises BumpGlobalError when the block starts if bump_global is not installed.
     """
     pre = _stats() if _active else None  # first: the Measure object is nested cost
-    m = Measure()
+    m = Measure(sites)
     if pre is not None:
         m._pre = pre
         m._factory = True

@@ -139,6 +139,8 @@ class Stats(Record):
     fallback_untracked: int
     """Fallback blocks that could not be tracked (the OS refused memory for the
     set that tracks them): their frees and reallocs count as foreign ones."""
+    samples: int
+    """Allocations sampled so far (``sites=True``: each is recorded with its stack)."""
     config: "Any"
     """The installed configuration (a ``Config``: every install option).  Its fields
     read as attributes of the Stats too: ``stats().reclaim``, ``stats().scope``."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 from bump_global._api import guarded, is_installed, memory, stats
 from bump_global._api import wall_time as _since_install
 from bump_global._config import default_size, format_size
+from bump_global._sites import format_sites, merge_sites, process_sites, sequence
 
 if TYPE_CHECKING:
     from bump_global._records import Memory, Stats
@@ -27,6 +28,9 @@ SESSION_SCHEMA = "bump_global.report/2"
 #: With more processes than this, the text report shows one table (the root's)
 #: and a line per process.
 FULL_TABLES_UP_TO = 3
+
+#: Allocation sites listed in a text report (all are in the JSON and the flame graph).
+TOP_SITES = 10
 
 
 def counter_names() -> Tuple[str, ...]:
@@ -81,9 +85,10 @@ def _budget_note(size: int) -> str:
     return f" (default: {why})" if size == auto else ""
 
 
-def format_report(stats: Optional[Stats], mem: Memory, wall_time: Optional[float]) -> str:
+def format_report(stats: Optional[Stats], mem: Memory, wall_time: Optional[float],
+                  sites_end: Optional[int] = None) -> str:
     """The report of one process as a few aligned lines (README: "Reading a report")."""
-    return format_record(record_dict(stats, mem, wall_time))
+    return format_record(record_dict(stats, mem, wall_time, sites_end=sites_end))
 
 
 def format_record(record: Dict[str, Any], title: str = "bump_global report") -> str:
@@ -142,6 +147,8 @@ def format_record(record: Dict[str, Any], title: str = "bump_global report") -> 
     if record.get("histogram") is not None:
         lines.extend(format_histogram([(h["upper_bound"], h["count"], h["bytes"])
                                        for h in record["histogram"]]))
+    if record.get("sites") is not None:
+        lines.extend(format_sites(record["sites"], TOP_SITES, _row, format_size))
     return "\n".join(lines)
 
 
@@ -161,11 +168,14 @@ def _environment() -> Dict[str, Any]:
 
 
 def record_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float],
-                baseline: Optional[Sequence[Any]] = None) -> Dict[str, Any]:
+                baseline: Optional[Sequence[Any]] = None,
+                sites_end: Optional[int] = None) -> Dict[str, Any]:
     """One process's figures: the fields of schema /1 after ``schema`` and the environment.
 
     `baseline`: ``(stats tuple, histogram)`` taken at a fork, subtracted from the
     cumulative figures so that a forked child reports what it did itself.
+    `sites_end`: the sampling sequence number when the figures were taken
+    (:func:`bump_global._sites.sequence`): later samples are the report's own.
     """
     result: Dict[str, Any] = {
         "installed": stats is not None,
@@ -201,6 +211,9 @@ def record_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float],
         from bump_global._numpy_hook import numpy_stats
 
         result["numpy"] = numpy_stats()._asdict()
+    sites = process_sites(sites_end)
+    if sites is not None:
+        result["sites"] = sites
     if stats.histogram is not None:
         rows = []
         for b, n, s in stats.histogram:
@@ -214,10 +227,11 @@ def record_dict(stats: Optional[Stats], mem: Memory, wall_time: Optional[float],
 def snapshot_record(wall_time: float, pid: int, ppid: int, argv: List[str], role: str,
                     exit: str, baseline: Optional[Sequence[Any]] = None) -> Dict[str, Any]:
     """This process's record for a session report, its figures taken now."""
+    sites_end = sequence()
     current = stats() if is_installed() else None
     mem = memory()
     record = {"pid": pid, "ppid": ppid, "argv": argv, "role": role, "exit": exit}
-    record.update(record_dict(current, mem, wall_time, baseline))
+    record.update(record_dict(current, mem, wall_time, baseline, sites_end))
     if record["installed"]:
         record["region"]["full"] = region_full(record["counters"])
     return record
@@ -301,6 +315,11 @@ def format_session(data: Dict[str, Any]) -> str:
                       f"{total['allocations']:,} allocations",
                       f"largest peak RSS {format_size(peak_max) if peak_max else '-'}",
                       f"sum of peaks {format_size(peak_sum) if peak_sum else '-'}"))
+    sampled = [r["sites"] for r in records if r.get("sites") is not None]
+    if len(sampled) > 1:  # the sites of the whole program, after its totals
+        lines.extend(line.replace("  sites ", "  all sites", 1) if i == 0 else line
+                     for i, line in enumerate(format_sites(merge_sites(sampled), TOP_SITES,
+                                                           _row, format_size)))
     return "\n".join(lines)
 
 
@@ -330,15 +349,18 @@ def report(wall_time: Optional[float] = None) -> str:
     It works after the region filled (see :class:`bump_global._api.guarded`).
     """
     with guarded():
+        sites_end = sequence()
         return format_report(stats() if is_installed() else None, memory(),
-                             _since_install(wall_time))
+                             _since_install(wall_time), sites_end)
 
 
 def report_dict(wall_time: Optional[float] = None) -> Dict[str, Any]:
     """The report as a JSON-ready dict, schema ``bump_global.report/1`` (README)."""
     with guarded():
+        sites_end = sequence()
         return {"schema": SCHEMA, **record_dict(stats() if is_installed() else None,
-                                                memory(), _since_install(wall_time)),
+                                                memory(), _since_install(wall_time),
+                                                sites_end=sites_end),
                 **_environment()}
 
 

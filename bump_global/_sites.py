@@ -91,6 +91,16 @@ def stop() -> None:
     _core().sites_stop()
 
 
+def sample_for_a_while(rate: float) -> Any:
+    """Sample every `rate` bytes on average from now on; the function that puts
+    sampling back as it was (off, or at its former rate)."""
+    on, former = _core().sites_state()[:2]
+    start(rate)
+    if on:
+        return lambda: _core().sites_start(former)
+    return stop
+
+
 def active() -> bool:
     """True while allocations are being sampled."""
     try:
@@ -261,12 +271,13 @@ def sites_dict(samples: Samples, lost: int = 0) -> Dict[str, Any]:
     }
 
 
-def process_sites() -> Optional[Dict[str, Any]]:
-    """This process's ``sites`` for its report, or None when it sampled nothing."""
+def process_sites(end: Optional[int] = None) -> Optional[Dict[str, Any]]:
+    """This process's ``sites`` for its report (the samples taken before sequence
+    number `end`, all by default), or None when it never sampled."""
     data = own_records()
     if data is None:
         return None
-    return sites_dict(parse(data), state()["lost"])
+    return sites_dict(parse(data, 0, end), state()["lost"])
 
 
 # ------------------------------------------------------------------ showing
@@ -354,9 +365,32 @@ def measured(first: int, end: int) -> Optional[Dict[str, Any]]:
     return sites_dict(parse(data, first, end))
 
 
-def sequence() -> int:
-    """Samples taken so far in this process (measure() marks its block with it)."""
+def sequence() -> Optional[int]:
+    """Samples taken so far in this process (a report and measure() mark their start
+    with it), or None when it never sampled."""
+    if _output is None:
+        return None
     return int(_core().sites_state()[2])
+
+
+def merge_sites(many: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """One ``sites`` dict from several (the processes of a program): stacks with the
+    same frames add up."""
+    merged = Samples()
+    lost = 0
+    for sites in many:
+        locations = [(loc["function"], loc["file"], loc["line"]) for loc in sites["locations"]]
+        for stack in sites["stacks"]:
+            key = tuple(locations[k] for k in reversed(stack["frames"]))
+            figures = merged.stacks.setdefault(key, [0.0, 0.0, 0])
+            figures[0] += stack["bytes"]
+            figures[1] += stack["allocations"]
+            figures[2] += stack.get("samples", 0)
+        merged.samples += sites["samples"]
+        lost += sites.get("lost", 0)
+        if sites.get("rate"):
+            merged.rates[sites["rate"]] = merged.rates.get(sites["rate"], 0) + sites["samples"]
+    return sites_dict(merged, lost)
 
 
 def from_records(records: Sequence[bytes]) -> Samples:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
@@ -186,14 +187,47 @@ def _bind(
     return bound.args, bound.kwargs
 
 
+#: Sites named in a failing limit's message.
+_SITES_SHOWN = 3
+
+
+def _sites_rate(limits: Dict[str, Tuple[int, int, str]]) -> int:
+    """The mean sampling interval for a call with limits: about 64 samples at the
+    byte limit (between 4 KiB and 256 KiB), 16 KiB for a count limit alone."""
+    if "limit_allocated" in limits:
+        return min(256 << 10, max(4 << 10, limits["limit_allocated"][0] // 64))
+    return 16 << 10
+
+
+def _where(m: Any, what: str) -> str:
+    """Where the call's bytes (or allocations) came from: its top sites, estimated
+    from the samples taken during the call, each with its caller unless that is
+    this plugin (which calls the test function)."""
+    from bump_global._sites import describe
+
+    key = "bytes" if what == "limit_allocated" else "allocations"
+    sites = sorted(m.sites(50), key=lambda site: -site[key])[:_SITES_SHOWN]
+    if not sites:
+        return ""
+    shown = []
+    for site in sites:
+        path = [site] + [c for c in site["callers"][:1]
+                         if os.path.abspath(c["file"]) != os.path.abspath(__file__)]
+        where = " <- ".join(describe(location) for location in path)
+        shown.append(f"{format_size(site['bytes'])} in {where}" if key == "bytes"
+                     else f"{site['allocations']:,.0f} allocations in {where}")
+    samples = f"{m.samples} sample{'s' if m.samples != 1 else ''}"
+    return f"; where, estimated from {samples}: " + "; ".join(shown)
+
+
 def _message(item: pytest.Item, what: str, measured: int, limit: int, written: str,
-             unit: Callable[[int], str]) -> str:
+             unit: Callable[[int], str], where: str) -> str:
     limit_text = unit(limit).split(" ", 1)[1]  # "10,240 bytes (10.0 KiB)"
     return (
         f"{item.nodeid}: its call {unit(measured)}, over the limit of {limit_text} "
-        f"(@pytest.mark.{what}({written})); see which tests allocate most with "
+        f"(@pytest.mark.{what}({written})){where}; see which tests allocate most with "
         "pytest --bump-global --bump-global-top 10, and which parts of this one with "
-        "`with bump_global.measure() as m:` around them"
+        "`with bump_global.measure(sites=True) as m:` and m.sites()"
     )
 
 
@@ -211,11 +245,12 @@ def _check(item: pytest.Function, m: Any, limits: Dict[str, Tuple[int, int, str]
     failures = []
     if "limit_allocated" in limits and m.bytes > limits["limit_allocated"][0]:
         limit, _, written = limits["limit_allocated"]
-        failures.append(_message(item, "limit_allocated", m.bytes, limit, written, _bytes))
+        failures.append(_message(item, "limit_allocated", m.bytes, limit, written, _bytes,
+                                 _where(m, "limit_allocated")))
     if "limit_allocations" in limits and m.allocations > limits["limit_allocations"][0]:
         limit, _, written = limits["limit_allocations"]
-        failures.append(
-            _message(item, "limit_allocations", m.allocations, limit, written, _count))
+        failures.append(_message(item, "limit_allocations", m.allocations, limit, written,
+                                 _count, _where(m, "limit_allocations")))
     if failures:
         pytest.fail("\n".join(failures), pytrace=False)
 
@@ -241,7 +276,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
         for _ in range(warmup):
             original(*args, **keywords)
         gc.collect(0)  # garbage left by earlier tests does not trigger a collection here
-        m = measure()
+        # A call with limits is sampled, so that a failure can say where its
+        # bytes came from; sampling allocates nothing from the region.
+        m = measure(sites=_sites_rate(limits) if limits else None)
         if keywords:
             with m:
                 value = original(*args, **keywords)

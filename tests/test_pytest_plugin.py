@@ -57,6 +57,11 @@ def figures(result: pytest.RunResult) -> dict:
     return found
 
 
+def _line_of(text: str, source: str = SUITE) -> int:
+    """The line number of `text` in the test file made from `source` (pytester strips it)."""
+    return next(i for i, line in enumerate(source.strip().splitlines(), 1) if text in line)
+
+
 def test_budgets_pass_and_fail_with_one_clear_message(suite: pytest.Pytester) -> None:
     result = suite.runpytest_subprocess("--bump-global", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, failed=2)
@@ -64,11 +69,15 @@ def test_budgets_pass_and_fail_with_one_clear_message(suite: pytest.Pytester) ->
     assert re.search(
         r"test_suite.py::test_over_bytes: its call allocated [\d,]+ bytes \(.*\), over the "
         r"limit of 10,240 bytes \(10.0 KiB\) \(@pytest.mark.limit_allocated\('10KiB'\)\); "
+        r"where, estimated from \d+ samples?: [\d.]+ [KM]iB in test_over_bytes "
+        rf"\(test_suite.py:{_line_of('[0] * 100_000')}\)(; [^;]+)*; "
         r"see which tests allocate most with pytest --bump-global --bump-global-top 10", out)
     assert re.search(
         r"test_suite.py::test_over_count: its call made [\d,]+ allocations, over the limit "
-        r"of 100 allocations \(@pytest.mark.limit_allocations\(100\)\)", out)
-    assert "bump_global.measure()" in out
+        r"of 100 allocations \(@pytest.mark.limit_allocations\(100\)\); where, estimated "
+        r"from \d+ samples?: [\d,]+ allocations in test_over_count.<locals>.<listcomp> "
+        rf"\(test_suite.py:{_line_of('str(i) for i')}\) <- test_over_count", out)
+    assert "bump_global.measure(sites=True)" in out
     assert "bump_global: installed by --bump-global, reclaim='classes'" in out
 
 

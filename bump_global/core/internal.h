@@ -133,7 +133,8 @@ enum { RECLAIM_NONE = 0, RECLAIM_LAST = 1, RECLAIM_CLASSES = 2 };
     X(allocations_reused)   /* reclaim == classes: served from a free list */ \
     X(fallback_frees)       /* frees of fallback blocks (fallback.c) */          \
     X(fallback_reallocs)    /* reallocs of fallback blocks */                    \
-    X(fallback_untracked)   /* fallback blocks the set could not take */
+    X(fallback_untracked)   /* fallback blocks the set could not take */          \
+    X(samples)              /* allocations sampled (sites.c keeps the count) */
 
 typedef struct {
 #define COUNTER_FIELD(name) uint64_t name;

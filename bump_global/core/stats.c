@@ -64,6 +64,7 @@ core_stats(PyObject *self, PyObject *unused)
                          (ATOMIC_LOAD(&region.large_committed) - region.end);
     /* by the thread, or by the program one chunk at a time while no core was idle */
     sum.bytes_prefaulted = ATOMIC_LOAD(&prefault.bytes) + ATOMIC_LOAD(&prefault.by_program);
+    sum.samples = ATOMIC_LOAD(&sites.seq);  /* one sequence for every domain */
     uint64_t base = region.base, reserved = region.size;
     uint64_t values[] = {
 #define VALUE(name) name,
