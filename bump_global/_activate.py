@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 from bump_global import _config, _startup
 from bump_global._errors import BumpGlobalError, OptionError
@@ -75,12 +75,8 @@ def _activate(environ: Mapping[str, str], start: float) -> None:
     if directory or report.wanted:
         from bump_global import _session
 
-        _session.prepare()
-    sampler = None
-    if report.sample is not None and not directory:
-        from bump_global._timeline import Sampler
-
-        sampler = Sampler(report.sample)  # storage made before the install
+        _session.prepare(report)
+        report = _checked_outputs(report, _session.output_problem)
     try:
         _api.install_config(config, "env")
     except BumpGlobalError as exc:
@@ -89,14 +85,26 @@ def _activate(environ: Mapping[str, str], start: float) -> None:
         where = "" if f"{prefix}_" in str(exc) else f"{prefix}={environ[prefix]!r}: "
         _warn(f"{where}{exc}; the allocator is not installed")
         return
-    if not (directory or report.wanted):
-        return  # nothing to report: start-up imports nothing more
-    from bump_global import _session
+    if directory or report.wanted:
+        from bump_global import _session
 
-    if directory and _session.join(directory, start):
-        return  # the session's root reports for every process
-    if report.wanted:
-        if sampler is not None:
-            sampler.start(start)
-        _session.start(report, start, sampler)
+        if not (directory and _session.join(directory, start)) and report.wanted:
+            _session.start(report, start)
+    _api.start_sites(config)  # last: the activation's own work is not the program's
 
+
+def _checked_outputs(report: _config.ReportOptions, problem_of: Callable[[str], Optional[str]]
+                     ) -> _config.ReportOptions:
+    """`report` without the outputs that cannot be written, each refused in one line
+    naming its variable (checked before the program starts)."""
+    changes = {}
+    for option in _config.SESSION_OPTIONS:
+        path = getattr(report, option.name)
+        if option.kind == "path" and path is not None:
+            problem = problem_of(path)
+            if problem is not None:
+                _warn(f"{option.env}={path!r}: {problem}; nothing is written there")
+                changes[option.name] = None
+    if changes.get("timeline", report.timeline) is None:
+        changes["sample"] = None
+    return report.replace(**changes) if changes else report

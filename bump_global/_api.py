@@ -53,7 +53,7 @@ def install(
     sites_rate: Optional[SizeLike] = None,
 ) -> None:
     # The docstring is made from the option table below (install_docstring).
-    install_config(Config.from_values(locals()), "api")
+    install_config(Config.from_values(locals()), "api", sample_now=True)
 
 
 install.__doc__ = _config.install_docstring("""\
@@ -65,9 +65,12 @@ install.__doc__ = _config.install_docstring("""\
     ValueError.  There is no uninstall: the hooks stay until the process exits.""")
 
 
-def install_config(config: Config, sources: Sources) -> None:
+def install_config(config: Config, sources: Sources, sample_now: bool = False) -> None:
     """install() of a validated `config`; messages spell each option as its source
-    does ("api": ``size='4G'``, "env": ``BUMP_GLOBAL_SIZE='4G'``, "cli": ``--size '4G'``)."""
+    does ("api": ``size='4G'``, "env": ``BUMP_GLOBAL_SIZE='4G'``, "cli": ``--size '4G'``).
+    `sample_now`: start sampling now if config.sites (else the caller does, with
+    :func:`start_sites`, just before the program runs: the activation and the
+    command line's own work is not the program's)."""
     core = load_core()
     size = _region.round_size(config.size)
     if core.config() is not None:
@@ -110,10 +113,17 @@ def install_config(config: Config, sources: Sources) -> None:
         from bump_global import _numpy_hook
 
         _numpy_hook.enable(_config.OPTIONS["numpy"].spell_on(_source(sources, "numpy")))
+    if sample_now:
+        start_sites(config)
+
+
+def start_sites(config: Config) -> None:
+    """Start sampling allocation sites if `config` asks for it, into this process's
+    session (``BUMP_GLOBAL_SESSION``) if it is in one."""
     if config.sites:
         from bump_global import _sites
 
-        _sites.start(config.sites_rate)
+        _sites.start(config.sites_rate, os.environ.get("BUMP_GLOBAL_SESSION"))
 
 
 def installed_config() -> Optional[Config]:

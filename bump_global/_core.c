@@ -156,7 +156,8 @@
  *   core/histogram.c       the size histogram hooks and histogram()
  *   core/install.c         install(), fork handlers, buffer_address()
  *   core/stats.c           config(), stats(), sample(), region_resident()
- *   core/sampler.c         the native timeline sampler thread (sampler_*)
+ *   core/recorder.c        a process's recorder thread: its figures, timeline
+ *                          and samples kept in files its session reads
  *   core/module.c          the method table and PyInit__core
  */
 #include "core/internal.h"
@@ -182,5 +183,5 @@
 #include "core/histogram.c"
 #include "core/install.c"
 #include "core/stats.c"
-#include "core/sampler.c"
+#include "core/recorder.c"
 #include "core/module.c"

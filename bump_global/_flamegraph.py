@@ -129,13 +129,20 @@ def shorten(text: str, width: int = COMMAND_WIDTH) -> str:
     return f"{text[:head]}...{text[-tail:]}"
 
 
+def command_text(argv: Any) -> str:
+    """A process's command on one line: its arguments joined, a newline (in the
+    code of ``-c``) written ``\\n``."""
+    if not isinstance(argv, list):
+        return ""
+    return " ".join(str(arg) for arg in argv).replace("\n", "\\n")
+
+
 def process_label(record: Dict[str, Any]) -> str:
     """``process PID (ROLE[, parent PPID]): COMMAND`` for a record of the report."""
     role = str(record.get("role", "?"))
     parent = "" if role == "root" or record.get("ppid") is None else \
         f", parent {record['ppid']}"
-    argv = record.get("argv")
-    command = " ".join(str(arg) for arg in argv) if isinstance(argv, list) else ""
+    command = command_text(record.get("argv"))
     return f"process {record.get('pid', '?')} ({ROLES.get(role, role)}{parent}): " \
         f"{shorten(command)}"
 

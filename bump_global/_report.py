@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 from bump_global._api import guarded, is_installed, memory, stats
 from bump_global._api import wall_time as _since_install
 from bump_global._config import default_size, format_size
+from bump_global._flamegraph import command_text, process_label, shorten
 from bump_global._sites import format_sites, merge_sites, process_sites, sequence
 
 if TYPE_CHECKING:
@@ -105,6 +106,10 @@ def format_record(record: Dict[str, Any], title: str = "bump_global report") -> 
     lines = [
         f"{title} (scope {config['scope']}, on exhausted: {config['on_exhausted']}, "
         f"gc: {config['gc']}{', huge pages' if config['huge_pages'] else ''})",
+    ]
+    if "exit" in record and _ending(record):
+        lines.append(_row("ended", _ending(record)))
+    lines += [
         _row("region", f"{format_size(region['reserved'])} reserved"
                        f"{_budget_note(region['reserved'])}",
              f"{format_size(region['used'])} used ({_pct(region['used'], region['reserved'])})",
@@ -237,6 +242,45 @@ def snapshot_record(wall_time: float, pid: int, ppid: int, argv: List[str], role
     return record
 
 
+#: How a process ended, as a report says it (the record's ``exit``).
+ENDINGS = {
+    "normal": "",
+    "os._exit": "ended by os._exit",
+    "signal": "ended by {signal}: figures of its end",
+    "killed": "ended without a word (SIGKILL or a crash): figures of its last snapshot",
+    "running": "still running when the program ended: figures so far",
+}
+
+
+def state_record(pid: int, ppid: int, argv: List[str], role: str, exit: str,
+                 signal: Optional[str], t_s: float, config: Optional[Dict[str, Any]],
+                 values: Dict[str, int], before: Dict[str, int], process: Dict[str, Any],
+                 resident: Optional[int], sites: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The record of a process that did not write its own (it was killed, or still
+    runs), from the snapshot its recorder kept (bump_global/_session.py): the same
+    fields as :func:`snapshot_record`'s, no histogram, and `exit` saying how it
+    ended (``signal`` with the signal's name, ``killed``, ``running``)."""
+    counters = {name: values.get(name, 0) - before.get(name, 0) for name in counter_names()}
+    reserved = values.get("reserved", 0)
+    from bump_global._errors import load_core
+
+    region = {"base": values.get("base"), "reserved": reserved,
+              "address_space": 2 * reserved + load_core().EMERGENCY_RESERVE,
+              "used": values.get("used", 0) - before.get("used", 0),
+              "consumed": values.get("consumed", 0) - before.get("consumed", 0),
+              "committed": values.get("committed"), "resident": resident,
+              "shared_budget": None, "full": region_full(counters)}
+    record: Dict[str, Any] = {
+        "pid": pid, "ppid": ppid, "argv": argv, "role": role, "exit": exit,
+        "installed": True, "wall_time_s": t_s, "config": config, "region": region,
+        "counters": counters, "histogram": None, "process": process}
+    if signal is not None:
+        record["signal"] = signal
+    if sites is not None:
+        record["sites"] = sites
+    return record
+
+
 def session_dict(records: List[Dict[str, Any]], missing: Sequence[Dict[str, Any]] = (),
                  tree_peak: Optional[int] = None) -> Dict[str, Any]:
     """The report of a whole program: schema /2 (README, "JSON report")."""
@@ -267,22 +311,21 @@ def _plural(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
+def _ending(record: Dict[str, Any]) -> str:
+    return ENDINGS.get(record["exit"], f"ended by {record['exit']}").format(
+        signal=record.get("signal", "a signal"))
+
+
 def _label(record: Dict[str, Any]) -> str:
-    role = {"root": "root", "fork": "forked", "spawn": "spawned"}.get(record["role"],
-                                                                     record["role"])
-    argv = " ".join(record.get("argv") or [])
-    if len(argv) > 60:
-        argv = argv[:57] + "..."
-    parent = "" if record["role"] == "root" else f", parent {record['ppid']}"
-    exit = "" if record["exit"] == "normal" else f", ended by {record['exit']}"
-    return f"process {record['pid']} ({role}{parent}{exit}): {argv}"
+    """``process PID (ROLE, parent PPID): COMMAND``."""
+    return process_label(record)
 
 
 def format_session(data: Dict[str, Any]) -> str:
     """The text report of a whole program: one table with one process; labelled
     tables, or a table and a line per process, with several; then the totals."""
     records = data["processes"]
-    if len(records) == 1 and not data["missing"]:
+    if len(records) == 1 and not data["missing"] and records[0]["exit"] == "normal":
         return format_record(records[0])
     lines = [f"bump_global report: {_plural(len(records), 'process', 'processes')}"]
     if len(records) <= FULL_TABLES_UP_TO:
@@ -291,22 +334,24 @@ def format_session(data: Dict[str, Any]) -> str:
     else:
         lines.append(format_record(records[0], title=_label(records[0])))
         lines.append(_row("processes", f"{'pid':>8} {'role':<6} {'parent':>8} {'used':>10} "
-                                       f"{'allocations':>12} {'peak RSS':>10}  argv"))
+                                       f"{'allocations':>12} {'peak RSS':>10} {'ended':<9} "
+                                       "command"))
         for record in records:
             used = format_size(record["region"]["used"]) if record["installed"] else "-"
             allocations = (f"{record['counters']['allocations']:,}" if record["installed"]
                            else "-")
             peak = record["process"]["peak_rss"]
-            argv = " ".join(record.get("argv") or [])[:40]
+            command = shorten(command_text(record.get("argv")), 60)
+            ended = record.get("signal") or {"normal": "-"}.get(record["exit"], record["exit"])
             lines.append(_row("", f"{record['pid']:>8} {record['role']:<6} "
                                   f"{record['ppid']:>8} {used:>10} {allocations:>12} "
-                                  f"{format_size(peak) if peak is not None else '-':>10}  "
-                                  f"{argv}"))
+                                  f"{format_size(peak) if peak is not None else '-':>10} "
+                                  f"{ended:<9} {command}"))
     for gone in data["missing"]:
         why = ("still running when the root ended" if gone.get("state") == "running"
-               else "ended without a record (killed by a signal)")
+               else "ended before its recorder wrote anything")
         lines.append(_row("missing", f"process {gone['pid']} (parent {gone['ppid']}) {why}: "
-                                     + " ".join(gone.get("argv") or [])[:60]))
+                                     + shorten(command_text(gone.get("argv")), 60)))
     total = data["total"]
     peak_max = total["peak_rss_max"]
     peak_sum = total["peak_rss_sum"]

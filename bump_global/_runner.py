@@ -38,6 +38,15 @@ class Target:
     value: str
     args: List[str] = field(default_factory=list)
 
+    def command(self) -> List[str]:
+        """The target as it was typed after the options: ``script.py ARGS``, ``-m
+        MODULE ARGS``, ``-c CODE ARGS`` (what a report names it by)."""
+        if self.kind == "module":
+            return ["-m", self.value, *self.args]
+        if self.kind == "code":
+            return ["-c", self.value, *self.args]
+        return [self.value, *self.args]
+
     def check(self) -> None:
         """Refuse, before anything runs, a target python could not run."""
         if self.kind == "script":

@@ -114,7 +114,7 @@ def move_to(directory: str) -> None:
     (a process that joins a session after its install)."""
     global _output, _directory
     old = _output
-    if old is None:
+    if old is None or directory == _directory:
         _directory = directory
         return
     core = _core()

@@ -241,8 +241,10 @@ def test_timeline_csv_grows_with_the_workload(tmp_path: Path) -> None:
     with out.open() as src:
         reader = csv.DictReader(src)
         assert reader.fieldnames == ["time_s", "used_bytes", "region_resident_bytes",
-                                     "rss_bytes", "pid"]
+                                     "rss_bytes", "pid", "role", "command"]
         rows = list(reader)
+    assert {(r["role"], r["command"]) for r in rows} == {
+        ("root", "-c " + GROW.replace("\n", "\\n"))}
     assert len(rows) >= 10
     times = [float(r["time_s"]) for r in rows]
     used = [int(r["used_bytes"]) for r in rows]
@@ -260,7 +262,7 @@ def test_timeline_json_lines(tmp_path: Path) -> None:
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) >= 5
     assert set(records[0]) == {"time_s", "used_bytes", "region_resident_bytes", "rss_bytes",
-                               "pid"}
+                               "pid", "role", "command"}
 
 
 # ---------------------------------------------------------------------- bad input

@@ -128,23 +128,70 @@ def main(args: Sequence[str]) -> int:
         if current != config.replace(size=_region.round_size(config.size)):
             return _reexec_without_activation(args)
     if session.wanted:
-        _session.prepare()  # before the install: the report counts none of it
-    sampler = None
-    if session.sample is not None:
-        from bump_global._timeline import Sampler
-
-        sampler = Sampler(session.sample)  # storage made before the install
+        _session.prepare(session)  # before the install: the report counts none of it
+        if hasattr(os, "fork"):
+            return _supervise(target, config, sources, session, error)
     try:
         _api.install_config(config, sources)
     except BumpGlobalError as exc:
         raise UsageError(str(exc)) from exc
     _config.export_environment(config, os.environ)
     t0 = time.perf_counter()
-    if session.wanted:
-        _session.start(session, t0, sampler, warn=error)
-        if sampler is not None:
-            sampler.start(t0)
+    if session.wanted:  # no fork here (Windows): the program reports at its exit
+        _session.start(session, t0, target.command(), emit=error)
+    _api.start_sites(config)
     return _execute(target)
+
+
+#: Signals the supervisor passes on to the program.  SIGINT is not among them: a
+#: terminal's Ctrl-C reaches both, and the supervisor ignores it (the program
+#: decides what Ctrl-C does, and the supervisor reports when it has ended).
+_FORWARDED = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+
+
+def _supervise(target: Target, config: Config, sources: Dict[str, str], session: Any,
+               error: Any) -> int:
+    """Run the program in a child process and report when it has ended, however it
+    ended (bump_global/_session.py): this process never installs the allocator, and
+    exits with the program's status -- the same signal if one ended it."""
+    import signal
+
+    from bump_global import _session
+
+    t0 = time.perf_counter()
+    directory = _session.create(session, t0, "supervisor")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the program
+        try:
+            _api.install_config(config, sources)
+        except BumpGlobalError as exc:
+            error(str(exc))
+            os._exit(2)
+        _config.export_environment(config, os.environ)
+        _session.join(directory, t0, "root", target.command(), session)
+        _api.start_sites(config)
+        return _execute(target)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in _FORWARDED:
+        signal.signal(getattr(signal, name), lambda signo, frame: os.kill(pid, signo))
+    _, status = os.waitpid(pid, 0)
+    for name in _FORWARDED + ("SIGINT",):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+    code = os.waitstatus_to_exitcode(status)
+    ended = signal.Signals(-code).name if code < 0 else None
+    if _session.joined(directory):
+        ok = _session.collect_and_report(directory, session, error, ended)
+        if not ok and code == 0:
+            code = 1  # an output could not be written
+    else:
+        _session.discard(directory)  # the program never ran (a refused install)
+    if code < 0:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.kill(os.getpid(), -code)  # the program's signal: the same status for the shell
+    return code
 
 
 def _execute(target: Target) -> int:

@@ -27,6 +27,8 @@
 #  define ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #  define ATOMIC_ADD(p, v) ((void)__atomic_fetch_add((p), (v), __ATOMIC_RELAXED))
 #  define ATOMIC_SUB(p, v) ((void)__atomic_fetch_sub((p), (v), __ATOMIC_RELAXED))
+/* A word another thread writes without a lock, read whole (never torn). */
+#  define ATOMIC_LOAD_RELAXED(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #  define FENCE() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #  define CLZ64(x) __builtin_clzll((unsigned long long)(x))
 #elif defined(_MSC_VER)
@@ -46,6 +48,8 @@
 #  define ATOMIC_STORE(p, v) ((void)InterlockedExchange64((volatile LONG64 *)(p), (LONG64)(v)))
 #  define ATOMIC_ADD(p, v) ((void)InterlockedExchangeAdd64((volatile LONG64 *)(p), (LONG64)(v)))
 #  define ATOMIC_SUB(p, v) ((void)InterlockedExchangeAdd64((volatile LONG64 *)(p), -(LONG64)(v)))
+/* Aligned loads of 64-bit words are whole on x64/ARM64. */
+#  define ATOMIC_LOAD_RELAXED(x) (x)
 #  define FENCE() MemoryBarrier()
 static __forceinline int
 bg_clz64(unsigned long long x)

@@ -4,7 +4,7 @@
  */
 
 static PyMethodDef core_methods[] = {
-    SAMPLER_METHODS
+    RECORDER_METHODS
     SITES_METHODS
     {"install", core_install, METH_VARARGS,
      "install(mapping, base, size, committed, commit_step, options)\n"

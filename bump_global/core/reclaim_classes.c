@@ -485,11 +485,9 @@ hook_realloc_classes_x(const domain_t *d, void *p, size_t n, int sampled)
     return q;
 }
 
-/* Bytes of the class pages not holding live blocks: the pages carved, less
- * the live blocks of every class (bumps + pops - pushes), plus the class
- * arena's alignment gaps and unused chunk tail.  Adds the classes' counters to
- * *sum if given.  Under the GIL (the sampler thread computes the same from
- * relaxed reads: sampler.c). */
+/* Bytes of the class pages not holding live blocks: the pages carved (and the
+ * class arena's alignment gaps and unused chunk tail), less the live blocks of
+ * every class (bumps + pops - pushes).  The one formula (stats.c's used_of). */
 static uint64_t
 class_unused_bytes(uint64_t pages_taken, uint64_t arena_unused, uint64_t live_bytes)
 {
@@ -497,26 +495,23 @@ class_unused_bytes(uint64_t pages_taken, uint64_t arena_unused, uint64_t live_by
     return live_bytes < carved ? carved - live_bytes : 0;
 }
 
-static uint64_t
-classes_unused(counters_t *sum)
+/* Add the classes' counters to *sum (their blocks are counted per class, on
+ * each class's own cache line), read with relaxed loads: the GIL holder, or a
+ * thread without it (the recorder), may read them. */
+static void
+classes_add_counters(counters_t *sum)
 {
-    if (class_map == NULL) {
-        return 0;
+    if (ATOMIC_LOAD_RELAXED(class_map) == NULL) {
+        return;
     }
-    uint64_t live_bytes = 0;
     for (unsigned k = 1; k < NCLASSES; k++) {
         const class_t *c = &classes[k];
-        live_bytes += (c->bumps + c->pops - c->pushes) * c->size;
-        if (sum != NULL) {
-            sum->allocations += c->bumps;
-            sum->frees_reclaimed += c->pushes;
-            sum->bytes_reclaimed += c->pushes * c->size;
-            sum->allocations_reused += c->pops;
-        }
+        uint64_t pushes = ATOMIC_LOAD_RELAXED(c->pushes);
+        sum->allocations += ATOMIC_LOAD_RELAXED(c->bumps);
+        sum->frees_reclaimed += pushes;
+        sum->bytes_reclaimed += pushes * c->size;
+        sum->allocations_reused += ATOMIC_LOAD_RELAXED(c->pops);
     }
-    return class_unused_bytes(class_pages_taken,
-                              class_arena.waste + (class_arena.chunk_end - class_arena.top),
-                              live_bytes);
 }
 
 /* The default hooks (suffix _classes) and the sampling ones (_classes_sampled),

@@ -16,34 +16,95 @@ core_config(PyObject *self, PyObject *unused)
     return PyDict_Copy(installed_options);
 }
 
+/* The words `used` is computed from, and the counters.  All uint64_t: no
+ * padding, so two views compare with memcmp (the recorder's passes). */
+typedef struct {
+    uint64_t cursor, large_top;
+    uint64_t gil_waste, gil_end, gil_top;
+    uint64_t raw_waste, raw_end, raw_top;
+    uint64_t cls_waste, cls_end, cls_top, cls_pages;
+    uint64_t cls_live_bytes;
+    counters_t c;
+} region_view_t;
+
+/* Read everything `used` and the counters are made of, with relaxed loads: the
+ * caller holds the GIL and raw_lock (stats()), or is the recorder thread, which
+ * holds no lock and so may see the words of one allocation half updated
+ * (recorder.c reads until two passes agree). */
 static void
-add_counters(counters_t *sum, const counters_t *c)
+region_view_read(region_view_t *v)
 {
-#define ADD_COUNTER(name) sum->name += c->name;
+    memset(v, 0, sizeof *v);
+    v->cursor = ATOMIC_LOAD_RELAXED(region.cursor);
+    v->large_top = ATOMIC_LOAD_RELAXED(large.top);
+    v->gil_waste = ATOMIC_LOAD_RELAXED(gil_arena.waste);
+    v->gil_end = ATOMIC_LOAD_RELAXED(gil_arena.chunk_end);
+    v->gil_top = ATOMIC_LOAD_RELAXED(gil_arena.top);
+    v->raw_waste = ATOMIC_LOAD_RELAXED(raw_arena.waste);
+    v->raw_end = ATOMIC_LOAD_RELAXED(raw_arena.chunk_end);
+    v->raw_top = ATOMIC_LOAD_RELAXED(raw_arena.top);
+#define ADD_COUNTER(name)                                                      \
+    v->c.name = ATOMIC_LOAD_RELAXED(gil_arena.c.name) +                        \
+                ATOMIC_LOAD_RELAXED(raw_arena.c.name);
     COUNTERS(ADD_COUNTER)
 #undef ADD_COUNTER
+    classes_add_counters(&v->c);
+    /* by the thread, or by the program one chunk at a time while no core was idle */
+    v->c.bytes_prefaulted = ATOMIC_LOAD(&prefault.bytes) + ATOMIC_LOAD(&prefault.by_program);
+    v->c.samples = ATOMIC_LOAD(&sites.seq);  /* one sequence for every domain */
+    if (ATOMIC_LOAD_RELAXED(class_map) == NULL) {
+        return;
+    }
+    v->cls_waste = ATOMIC_LOAD_RELAXED(class_arena.waste);
+    v->cls_end = ATOMIC_LOAD_RELAXED(class_arena.chunk_end);
+    v->cls_top = ATOMIC_LOAD_RELAXED(class_arena.top);
+    v->cls_pages = ATOMIC_LOAD_RELAXED(class_pages_taken);
+    for (unsigned k = 1; k < NCLASSES; k++) {
+        const class_t *k_class = &classes[k];
+        uint64_t pushes = ATOMIC_LOAD_RELAXED(k_class->pushes);  /* first: live >= 0 */
+        uint64_t taken = ATOMIC_LOAD_RELAXED(k_class->bumps) +
+                         ATOMIC_LOAD_RELAXED(k_class->pops);
+        v->cls_live_bytes += taken > pushes ? (taken - pushes) * k_class->size : 0;
+    }
 }
 
-/* Bytes handed out: what the small arenas took, less the unused tails of
- * their chunks, plus the large area (blocks and headers).  Sets *consumed to
- * all the bytes taken; optionally adds up the counters.  The GIL (held by the
- * caller) guards the GIL arena and the large area; raw_lock the RAW arena. */
+static uint64_t
+span_or_zero(uint64_t end, uint64_t top)
+{
+    return top > end ? 0 : end - top;  /* a half-seen chunk change (recorder) */
+}
+
+/* The one formula for `used`, bytes handed out: what the small arenas took
+ * (`consumed`, with the large area: blocks and headers), less the unused tails
+ * of their chunks, what they abandoned, and the class pages' free blocks. */
+static uint64_t
+used_of(const region_view_t *v, uint64_t *consumed)
+{
+    *consumed = (v->cursor - region.base) + (v->large_top - region.end);
+    uint64_t unused_bytes = v->gil_waste + span_or_zero(v->gil_end, v->gil_top) +
+                            v->raw_waste + span_or_zero(v->raw_end, v->raw_top) +
+                            class_unused_bytes(v->cls_pages,
+                                               v->cls_waste +
+                                               span_or_zero(v->cls_end, v->cls_top),
+                                               v->cls_live_bytes);
+    return unused_bytes < *consumed ? *consumed - unused_bytes : 0;
+}
+
+/* Bytes handed out, and *consumed, *cursor and the counters (*sum if given),
+ * consistent: the caller holds the GIL (the GIL arena, the large area, the
+ * classes), and raw_lock is taken for the RAW arena. */
 static uint64_t
 region_used(uint64_t *consumed, uintptr_t *cursor, counters_t *sum)
 {
-    uint64_t unused_bytes = gil_arena.waste + (gil_arena.chunk_end - gil_arena.top) +
-                            classes_unused(sum);
-    uint64_t large_bytes = large.top - region.end;
+    region_view_t v;
     LOCK(raw_lock);
-    unused_bytes += raw_arena.waste + (raw_arena.chunk_end - raw_arena.top);
-    *cursor = ATOMIC_LOAD(&region.cursor);
-    if (sum != NULL) {
-        add_counters(sum, &gil_arena.c);
-        add_counters(sum, &raw_arena.c);
-    }
+    region_view_read(&v);
     UNLOCK(raw_lock);
-    *consumed = (uint64_t)(*cursor - region.base) + large_bytes;
-    return *consumed - unused_bytes;
+    *cursor = (uintptr_t)v.cursor;
+    if (sum != NULL) {
+        *sum = v.c;
+    }
+    return used_of(&v, consumed);
 }
 
 /* The five sizes, then the counters in COUNTERS order (the names of all of
@@ -62,9 +123,6 @@ core_stats(PyObject *self, PyObject *unused)
     uint64_t used = region_used(&consumed, &cursor, &sum);
     uint64_t committed = (ATOMIC_LOAD(&region.committed) - region.base) +
                          (ATOMIC_LOAD(&region.large_committed) - region.end);
-    /* by the thread, or by the program one chunk at a time while no core was idle */
-    sum.bytes_prefaulted = ATOMIC_LOAD(&prefault.bytes) + ATOMIC_LOAD(&prefault.by_program);
-    sum.samples = ATOMIC_LOAD(&sites.seq);  /* one sequence for every domain */
     uint64_t base = region.base, reserved = region.size;
     uint64_t values[] = {
 #define VALUE(name) name,
