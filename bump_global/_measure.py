@@ -79,6 +79,7 @@ del _i
 FINE_SITES_RATE = 64 << 10
 
 _stats: Callable[[], Optional[Snapshot]]  # _core.stats, bound at first use
+_sites_on: Callable[[], bool]  # _core.sites_on, bound at first use
 _objects_counted = False  # the OBJ domain is served: snapshots cost allocations
 _enter_residual: Figures = _ZERO  # what an empty block measures, snapshot cost aside
 _nested_residual: Dict[bool, Figures] = {}  # per kind of pre-snapshot (see _calibrate)
@@ -190,7 +191,7 @@ class Measure:
     """
 
     __slots__ = ("_figures", "_entries", "_pre", "_factory", "calls", "_rate", "_restore",
-                 "_first", "_last")
+                 "_first", "_last", "_sampled")
 
     def __init__(self, sites: Any = None) -> None:
         self._figures: Optional[Figures] = None
@@ -202,6 +203,7 @@ class Measure:
         self._rate: Optional[int] = _sites_rate(sites)
         self._restore: Any = None  # how to put sampling back when the block ends
         self._first = self._last = 0  # the block's samples: sequence numbers [first, last)
+        self._sampled = False  # sampling was on when the block started
 
     def __enter__(self) -> Measure:
         if not _ready:
@@ -217,6 +219,7 @@ class Measure:
             from bump_global import _sites
 
             self._restore = _sites.sample_for_a_while(self._rate)
+        self._sampled = _sites_on()  # a bool: nothing allocated
         entry = _Entry(pre, factory)
         self._entries.append(entry)
         _active.append(entry)
@@ -366,13 +369,13 @@ class Measure:
         self._get(0)  # the block must have ended
         from bump_global import _sites
 
-        found = _sites.measured(self._first, self._last)
+        found = _sites.measured(self._first, self._last) if self._sampled else None
         if found is None:
             from bump_global._errors import BumpGlobalError
 
             raise BumpGlobalError(
-                "m.sites() reads allocation samples, and none were taken in this process: "
-                "install with sites=True (or --sites, BUMP_GLOBAL_SITES=1), or measure this "
+                "m.sites() reads allocation samples, and none were taken during this block: "
+                "install with sites=True (or --sites, BUMP_GLOBAL_SITES=1), or measure the "
                 "block with bump_global.measure(sites=True)")
         return _sites.top_sites(found, n)
 
@@ -430,7 +433,7 @@ def measure(sites: Any = None) -> Measure:
 
 def _setup() -> None:
     """On first use: bind the counters, check the install, measure the residuals."""
-    global _stats, _objects_counted, _ready
+    global _stats, _sites_on, _objects_counted, _ready
     with _setup_lock:
         if _ready:
             return
@@ -442,6 +445,7 @@ def _setup() -> None:
         if raw_config is None:
             raise _not_installed()
         _stats = core.stats
+        _sites_on = core.sites_on
         _objects_counted = Config.from_engine(raw_config).scope != "raw"
         _calibrate()
         _ready = True

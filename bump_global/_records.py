@@ -20,7 +20,11 @@ class _RecordType(type):
     def __new__(mcls, name: str, bases: "Tuple[type, ...]", ns: "Dict[str, Any]",
                 fields: "Any" = None) -> "_RecordType":
         if fields is None:
-            names = tuple(f for f in ns.get("__annotations__", {}) if not f.startswith("_"))
+            annotations = ns.get("__annotations__")
+            if annotations is None:  # 3.14+: the class's annotations are made on demand
+                annotate = ns.get("__annotate_func__") or ns.get("__annotate__")
+                annotations = annotate(1) if annotate is not None else {}  # 1: VALUE
+            names = tuple(f for f in annotations if not f.startswith("_"))
             ns["_defaults"] = {field: ns.pop(field) for field in names if field in ns}
         else:
             names = tuple(field for field, _ in fields)

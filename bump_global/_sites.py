@@ -135,7 +135,7 @@ def _after_fork() -> None:
     if _output is None:
         return
     try:
-        os.close(_output.fileno())  # the parent's file: not the child's to write
+        _output.close()  # the child's copy of the parent's file: not its to write
     except OSError:
         pass
     try:
@@ -183,9 +183,9 @@ class Samples:
         self.locations: Dict[int, Location] = {}
         self.stacks: Dict[Tuple[Location, ...], List[float]] = {}  # -> [bytes, allocs, n]
         self.samples = 0
-        self.rates: Dict[float, int] = {}
+        self.rates: Dict[int, int] = {}  # mean interval -> samples taken with it
 
-    def add(self, stack: Tuple[Location, ...], size: int, mean: float, growth: bool) -> None:
+    def add(self, stack: Tuple[Location, ...], size: int, mean: int, growth: bool) -> None:
         probability = -math.expm1(-size / mean) if mean > 0 else 1.0
         figures = self.stacks.setdefault(stack, [0.0, 0.0, 0])
         figures[0] += size / probability
@@ -237,7 +237,7 @@ def parse(data: bytes, first: int = 0, end: Optional[int] = None) -> Samples:
                 stack = tuple(locations.get(k, ("?", "", 0)) for k in ids) or (NO_STACK,)
                 if flags & _TRUNCATED:
                     stack = stack + (TRUNCATED,)
-                result.add(stack, nbytes, float(mean), bool(flags & _GROWTH))
+                result.add(stack, nbytes, mean, bool(flags & _GROWTH))
             i = j + 4 * nframes
         else:
             break  # not a record: a damaged stream ends here

@@ -239,7 +239,76 @@ t_probe_reuse(PyObject *self, PyObject *args)
                          (unsigned long long)(uintptr_t)q, zeroed);
 }
 
+#ifndef _WIN32
+#  include <pthread.h>
+
+typedef struct {
+    Py_ssize_t count;
+    size_t size;
+    int failed;
+} raw_job_t;
+
+/* The body of raw_from_c_thread's thread: no Python state, no GIL. */
+static void *
+raw_job(void *arg)
+{
+    raw_job_t *job = arg;
+    void **blocks = PyMem_RawMalloc((size_t)job->count * sizeof(void *));
+    if (blocks == NULL) {
+        job->failed = 1;
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < job->count; i++) {
+        blocks[i] = PyMem_RawMalloc(job->size);
+        if (blocks[i] == NULL) {
+            job->failed = 1;
+        }
+        else {
+            memset(blocks[i], 1, job->size);
+        }
+    }
+    for (Py_ssize_t i = 0; i < job->count; i++) {
+        PyMem_RawFree(blocks[i]);
+    }
+    PyMem_RawFree(blocks);
+    return NULL;
+}
+#endif
+
+/* raw_from_c_thread(count, size): `count` PyMem_RawMalloc(size) calls (then
+ * frees) from a thread made in C, which has no Python thread state: what a C
+ * library's own thread does.  Test probe of the sites' "no Python stack". */
+static PyObject *
+t_raw_from_c_thread(PyObject *self, PyObject *args)
+{
+    raw_job_t job = {0, 0, 0};
+    if (!PyArg_ParseTuple(args, "nn:raw_from_c_thread", &job.count, &job.size)) {
+        return NULL;
+    }
+#ifdef _WIN32
+    PyErr_SetString(PyExc_NotImplementedError, "raw_from_c_thread needs pthreads");
+    return NULL;
+#else
+    pthread_t thread;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pthread_create(&thread, NULL, raw_job, &job);
+    if (rc == 0) {
+        pthread_join(thread, NULL);
+    }
+    Py_END_ALLOW_THREADS
+    if (rc != 0 || job.failed) {
+        PyErr_SetString(PyExc_MemoryError, "raw_from_c_thread: an allocation failed");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+#endif
+}
+
 static PyMethodDef testing_methods[] = {
+    {"raw_from_c_thread", t_raw_from_c_thread, METH_VARARGS,
+     "raw_from_c_thread(count, size): PyMem_RawMalloc calls from a C thread with no\n"
+     "Python state (then frees them)."},
     {"probe_realloc", t_probe_realloc, METH_VARARGS,
      "probe_realloc(domain, size, new_size, interleave) -> (p, q, contents_kept)\n"
      "Test probe: malloc(size), [malloc(interleave)], realloc(p, new_size) in one C call."},

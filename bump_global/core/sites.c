@@ -447,6 +447,13 @@ core_sites_flush(PyObject *self, PyObject *unused)
     return PyLong_FromLong(err);
 }
 
+/* sites_on() -> whether sampling is on (a bool: nothing allocated, for measure()). */
+static PyObject *
+core_sites_on(PyObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(sampling.on);
+}
+
 /* sites_state() -> (on, mean, taken, recorded, lost, inside, locations). */
 static PyObject *
 core_sites_state(PyObject *self, PyObject *unused)
@@ -470,6 +477,8 @@ core_sites_state(PyObject *self, PyObject *unused)
      "(the caller keeps it open); -1: keep them waiting."},                         \
     {"sites_flush", core_sites_flush, METH_NOARGS,                                 \
      "sites_flush() -> errno of the last failed write, or 0: write out what waits."}, \
+    {"sites_on", core_sites_on, METH_NOARGS,                                       \
+     "sites_on() -> True while allocations are sampled."},                         \
     {"sites_state", core_sites_state, METH_NOARGS,                                 \
      "sites_state() -> (on, mean, samples taken, recorded, lost, reached while\n"  \
      "recording, locations)."},
