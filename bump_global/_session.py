@@ -100,6 +100,12 @@ def active() -> bool:
     return _me.directory is not None
 
 
+def directory() -> str:
+    """This process's session directory (active() must be True)."""
+    assert _me.directory is not None
+    return _me.directory
+
+
 def prepare(options: Optional[ReportOptions] = None) -> None:
     """Import what a session needs, before the allocator is installed: the report
     then counts none of it, and needs no import at exit (when the region may be
@@ -141,8 +147,10 @@ def output_problem(path: str) -> Optional[str]:
 
 def command_line() -> List[str]:
     """This process's command as it was typed, without the interpreter: ``-m black
-    --check src``, ``script.py arg``, ``-c CODE`` (3.10+: from sys.orig_argv)."""
-    argv = list(getattr(sys, "orig_argv", ())[1:])
+    --check src``, ``script.py arg``, ``-c CODE``."""
+    from bump_global._startup import original_argv
+
+    argv = original_argv()[1:]
     i = 0
     while i < len(argv) and argv[i].startswith("-") and argv[i] not in ("-m", "-c"):
         i += 2 if argv[i] in ("-X", "-W", "--check-hash-based-pycs") else 1

@@ -24,7 +24,7 @@ import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import List, Optional
 
 #: time.perf_counter() at install (the report's default wall time), or None.
 installed_at: "Optional[float]" = None
@@ -143,13 +143,32 @@ def apply_gc_policy(policy: str) -> None:
     apply(policy)
 
 
+def original_argv() -> "List[str]":
+    """The interpreter's command line as it was typed (``python -X dev -m mod a``):
+    sys.orig_argv from 3.10; before, /proc/self/cmdline (Linux); else []."""
+    argv = getattr(sys, "orig_argv", None)
+    if argv is not None:
+        return list(argv)
+    try:
+        fd = os.open("/proc/self/cmdline", os.O_RDONLY)
+    except OSError:
+        return []
+    try:
+        data = os.read(fd, 1 << 20)
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    return [arg.decode(errors="surrogateescape") for arg in data.split(b"\0")[:-1]]
+
+
 def is_command_line() -> bool:
     """True in the ``bump-global`` command line's own process (console script or
     ``python -m bump_global``, as far as this Python lets us see at start-up)."""
     argv0 = os.path.basename(sys.argv[0]) if getattr(sys, "argv", None) else ""
     if argv0 in ("bump-global", "bump-global.exe", "bump-global-script.py"):
         return True
-    argv = list(getattr(sys, "orig_argv", ()))  # 3.10+: the interpreter's own options
+    argv = original_argv()  # the interpreter's own options too
     i = 1
     while i < len(argv) and argv[i].startswith("-"):
         if argv[i] == "-m":

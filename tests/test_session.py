@@ -83,6 +83,8 @@ def test_every_worker_is_a_labelled_record_with_its_own_figures(
     assert data["schema"] == "bump_global.report/2"
     records = data["processes"]
     roles = [r["role"] for r in records if "resource_tracker" not in " ".join(r["argv"])]
+    # (multiprocessing's resource tracker runs `-c "from multiprocessing.resource_tracker
+    # import main; ..."`: its command as typed, on 3.9 too)
     # The root, two forked and two spawned Processes, and the pool's two forked workers
     # (the pool terminates them with SIGTERM: reported from their recorders' files);
     # multiprocessing's resource tracker outlives the root: reported as still running.

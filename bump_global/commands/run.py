@@ -62,8 +62,14 @@ def _print_uncaught(exc: BaseException) -> None:
 
 def _reexec_without_activation(args: Sequence[str]) -> int:
     """The environment installed the allocator in this very process (``python -m
-    bump_global`` on 3.9 cannot be told apart at start-up) with other options:
-    start again without it, so that the command line's options apply."""
+    bump_global`` where the interpreter's command line cannot be read at start-up)
+    with other options: start again without it, so that the command line's options
+    apply (a session the environment started here is dropped: its watcher stays
+    quiet)."""
+    from bump_global import _session
+
+    if _session.active():
+        _session.discard(_session.directory())
     env = dict(os.environ, BUMP_GLOBAL="0")
     command = [sys.executable, "-m", "bump_global", "run", *args]
     if sys.platform == "win32":
