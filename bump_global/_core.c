@@ -144,6 +144,7 @@
  *   core/region.c          the locks, the budget, commits, chunks (arena_refill)
  *   core/bump.c            the fast path: one bump
  *   core/large.c           the large area; release_pages
+ *   core/ptrmap.c          a map from pointers (fallback.c, trace.c)
  *   core/fallback.c        the set of live fallback blocks
  *   core/exhausted.c       the on_exhausted policy and the report guard
  *   core/frames.c          the calling thread's Python stack, read without
@@ -152,6 +153,8 @@
  *   core/hooks.c           malloc, calloc, realloc, free, generic over the domain
  *   core/reclaim_last.c    reclaim="last"
  *   core/reclaim_classes.c reclaim="classes"
+ *   core/trace.c           measure(live=True): the blocks still live, traced
+ *                          by hooks that wrap the installed ones (opt-in)
  *   core/domains.c         one set of hooks per domain; the choice at install
  *   core/histogram.c       the size histogram hooks and histogram()
  *   core/install.c         install(), fork handlers, buffer_address()
@@ -172,6 +175,7 @@
 #include "core/region.c"
 #include "core/bump.c"
 #include "core/large.c"
+#include "core/ptrmap.c"
 #include "core/fallback.c"
 #include "core/exhausted.c"
 #include "core/frames.c"
@@ -179,6 +183,7 @@
 #include "core/hooks.c"
 #include "core/reclaim_last.c"
 #include "core/reclaim_classes.c"
+#include "core/trace.c"
 #include "core/domains.c"
 #include "core/histogram.c"
 #include "core/install.c"

@@ -79,6 +79,9 @@ del _i
 FINE_SITES_RATE = 64 << 10
 
 _stats: Callable[[], Optional[Snapshot]]  # _core.stats, bound at first use
+_trace_start: Callable[[], Snapshot]  # _core.trace_start, bound at first use
+_trace_stop: Callable[[], Snapshot]  # _core.trace_stop, bound at first use
+_live_residual: Tuple[int, int] = (0, 0)  # what an empty traced block leaves live
 _sites_on: Callable[[], bool]  # _core.sites_on, bound at first use
 _objects_counted = False  # the OBJ domain is served: snapshots cost allocations
 _enter_residual: Figures = _ZERO  # what an empty block measures, snapshot cost aside
@@ -191,9 +194,9 @@ class Measure:
     """
 
     __slots__ = ("_figures", "_entries", "_pre", "_factory", "calls", "_rate", "_restore",
-                 "_first", "_last", "_sampled")
+                 "_first", "_last", "_sampled", "_live", "_live_figures")
 
-    def __init__(self, sites: Any = None) -> None:
+    def __init__(self, sites: Any = None, live: bool = False) -> None:
         self._figures: Optional[Figures] = None
         self._entries: List[_Entry] = []
         self._pre: Optional[Snapshot] = None
@@ -204,6 +207,8 @@ class Measure:
         self._restore: Any = None  # how to put sampling back when the block ends
         self._first = self._last = 0  # the block's samples: sequence numbers [first, last)
         self._sampled = False  # sampling was on when the block started
+        self._live = bool(live)  # trace the blocks still live (core/trace.c)
+        self._live_figures: Optional[Tuple[int, int]] = None
 
     def __enter__(self) -> Measure:
         if not _ready:
@@ -223,11 +228,16 @@ class Measure:
         entry = _Entry(pre, factory)
         self._entries.append(entry)
         _active.append(entry)
-        entry.start = _stats()  # type: ignore[assignment]  # last: its tuple is taken off
+        # last: its tuple is taken off (trace_start reads the counters, then traces)
+        entry.start = _trace_start() if self._live else _stats()  # type: ignore[assignment]
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        end = _stats()  # first: nothing of this method is counted
+        end = _trace_stop() if self._live else _stats()  # first: nothing here is counted
+        if self._live:
+            count, size = end[-2:]  # type: ignore[index]
+            self._live_figures = (count - _live_residual[0], size - _live_residual[1])
+            end = end[:-2]  # type: ignore[index]
         entry = self._entries.pop()
         figures, span = _finish(entry, end)  # type: ignore[arg-type]
         self._figures = figures
@@ -359,6 +369,26 @@ class Measure:
         reads."""
         return self._get(16)
 
+    def _live_figure(self, index: int, name: str) -> int:
+        self._get(0)  # the block must have ended
+        if self._live_figures is None:
+            raise AttributeError(f"{name}: measure(live=True) traces the blocks that stay "
+                                 "live; this measurement did not")
+        return self._live_figures[index]
+
+    @property
+    def allocations_live(self) -> int:
+        """With ``measure(live=True)``: the blocks allocated in the block and still live
+        at its end (neither freed nor reallocated)."""
+        return self._live_figure(0, "allocations_live")
+
+    @property
+    def bytes_live(self) -> int:
+        """With ``measure(live=True)``: their requested bytes, as tracemalloc counts
+        them (its ``get_traced_memory()[0]`` after the block, less before, when it
+        traces from the block's start)."""
+        return self._live_figure(1, "bytes_live")
+
     def sites(self, n: int = 10) -> List[Dict[str, Any]]:
         """Where the block's bytes came from: its `n` top allocation sites, estimated
         from the samples taken during the block (``install(sites=True)``, or
@@ -400,7 +430,7 @@ def _sites_rate(sites: Any) -> Optional[int]:
     return parse_bytes(sites, "sites rate", 1)
 
 
-def measure(sites: Any = None) -> Measure:
+def measure(sites: Any = None, live: bool = False) -> Measure:
     """Measure exactly what a block allocates through bump_global's domains.
 
     ``with bump_global.measure() as m: ...`` then ``m.allocations``, ``m.bytes``,
@@ -421,10 +451,16 @@ def measure(sites: Any = None) -> Measure:
     region: the figures are the same with it.  Under an outer measurement, turning
     sampling on and off is the inner measurement's cost, taken off the outer one.
 
+    `live`: also trace which of the block's blocks are still live at its end
+    (``m.bytes_live``, ``m.allocations_live``, comparable with tracemalloc's
+    ``get_traced_memory()``).  Exact, and not free: while the block runs every
+    allocation and free also updates a map (about tracemalloc's cost, without its
+    stacks); the other figures are the same with it.
+
     Raises BumpGlobalError when the block starts if bump_global is not installed.
     """
     pre = _stats() if _active else None  # first: the Measure object is nested cost
-    m = Measure(sites)
+    m = Measure(sites, live)
     if pre is not None:
         m._pre = pre
         m._factory = True
@@ -433,7 +469,7 @@ def measure(sites: Any = None) -> Measure:
 
 def _setup() -> None:
     """On first use: bind the counters, check the install, measure the residuals."""
-    global _stats, _sites_on, _objects_counted, _ready
+    global _stats, _trace_start, _trace_stop, _sites_on, _objects_counted, _ready
     with _setup_lock:
         if _ready:
             return
@@ -445,6 +481,7 @@ def _setup() -> None:
         if raw_config is None:
             raise _not_installed()
         _stats = core.stats
+        _trace_start, _trace_stop = core.trace_start, core.trace_stop
         _sites_on = core.sites_on
         _objects_counted = Config.from_engine(raw_config).scope != "raw"
         _calibrate()
@@ -464,10 +501,11 @@ def _calibrate() -> None:
     each kind kept.  Shapes: an empty block; an empty block inside another,
     its Measure made by measure() inside the outer block (factory) or before it.
     """
-    global _enter_residual
+    global _enter_residual, _live_residual
     global _ready
     _ready = True  # the runs below use the normal path
     _enter_residual = _ZERO
+    _live_residual = (0, 0)
     _nested_residual[True] = _nested_residual[False] = _ZERO
     kept: List[Measure] = []  # no block may free an earlier run's objects
     try:
@@ -476,6 +514,12 @@ def _calibrate() -> None:
                 pass
             kept.append(m)
         _enter_residual = _smallest(kept)
+        traced = []  # what stays live around an empty traced block (its own bound method)
+        for _ in range(4):
+            with measure(live=True) as m:
+                pass
+            traced.append(m._live_figures or (0, 0))
+        _live_residual = (min(f[0] for f in traced), min(f[1] for f in traced))
         for factory in (True, False):
             kept = []
             for _ in range(4):

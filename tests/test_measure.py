@@ -229,3 +229,61 @@ print(json.dumps(m.as_dict()))
     # Array data comes through the RAW domain: counted, with its small header.
     assert 8_000_000 <= result["bytes"] < 8_000_000 + 4096
     assert result["allocations"] < 20
+
+
+LIVE = """
+import json, sys, tracemalloc
+import bump_global
+bump_global.install("1G", reclaim=sys.argv[1])
+
+def work():
+    keep = [str(i) * 5 for i in range(10000)]
+    temp = [bytes(200) for _ in range(5000)]   # freed before the block ends
+    del temp
+    return keep
+
+kept = [work(), work(), None, None, None]  # warm; slots for the measured blocks
+with bump_global.measure(live=True) as empty:
+    pass
+with bump_global.measure(live=True) as traced:
+    kept[2] = work()
+with bump_global.measure() as plain:
+    kept[3] = work()
+tracemalloc.start()  # after the install: allowed
+before = tracemalloc.get_traced_memory()[0]
+with bump_global.measure(live=True) as both:
+    kept[4] = work()
+after = tracemalloc.get_traced_memory()[0]
+with bump_global.measure(live=True) as outer:
+    a = [1] * 1000
+    with bump_global.measure(live=True) as inner:
+        b = [2] * 2000
+try:
+    plain.bytes_live
+except AttributeError as exc:
+    refused = str(exc)
+expected = sys.getsizeof(kept[2]) + sum(map(sys.getsizeof, kept[2]))  # requested bytes
+print(json.dumps({"empty": [empty.bytes, empty.allocations_live, empty.bytes_live],
+                  "expected": expected,
+                  "traced": [traced.bytes, traced.allocations_live, traced.bytes_live],
+                  "plain": plain.bytes, "tracemalloc": after - before,
+                  "both": both.bytes_live, "outer": outer.bytes_live,
+                  "inner": inner.bytes_live, "refused": refused}))
+"""
+
+
+@pytest.mark.parametrize("reclaim", ["none", "classes"])
+def test_live_bytes_are_tracemallocs_and_tracing_changes_no_other_figure(
+        reclaim: str) -> None:
+    out = json.loads(run_python(LIVE, args=[reclaim]).stdout)
+    assert out["empty"] == [0, 0, 0]
+    handed_out, allocations_live, bytes_live = out["traced"]
+    assert handed_out == out["plain"]  # tracing allocates nothing from the region
+    # the 10,000 strings and their list stayed; the 5,000 bytes objects did not
+    assert 10000 <= allocations_live <= 10002
+    assert abs(bytes_live - out["expected"]) < 0.01 * out["expected"], out
+    # tracemalloc, tracing the same block (its call to get_traced_memory aside)
+    assert abs(out["both"] - out["tracemalloc"]) < 2048, out
+    # nesting: the outer block's live bytes hold the inner block's
+    assert out["inner"] >= 16000 and out["outer"] >= out["inner"] + 8000
+    assert "measure(live=True)" in out["refused"]

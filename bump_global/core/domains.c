@@ -69,9 +69,13 @@ hooks_refresh(void)
     if (region.scope == SCOPE_PYTHON) {
         PyMemAllocatorEx hooks = mem_inner;
         hooks.ctx = mem_prev.ctx;
-        PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &hooks);
+        if (!trace_takes_hooks(1, &hooks)) {  /* under a trace's hooks (trace.c) */
+            PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &hooks);
+        }
     }
     PyMemAllocatorEx hooks = obj_inner;
     hooks.ctx = obj_prev.ctx;
-    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &hooks);
+    if (!trace_takes_hooks(2, &hooks)) {
+        PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &hooks);
+    }
 }

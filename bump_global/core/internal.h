@@ -146,6 +146,10 @@ typedef struct {
 #undef COUNTER_FIELD
 } counters_t;
 
+/* stats() gives five sizes (stats.c's STATS_SIZES), then the counters. */
+#define PLUS_ONE(name) + 1
+#define STATS_COUNT (5 COUNTERS(PLUS_ONE))
+
 /* ---- arenas, domains, the region ------------------------------------------ */
 
 /* The fast path reads top, end, last and the allocations counter; the rest is

@@ -6,6 +6,7 @@
 static PyMethodDef core_methods[] = {
     RECORDER_METHODS
     SITES_METHODS
+    TRACE_METHODS
     {"install", core_install, METH_VARARGS,
      "install(mapping, base, size, committed, commit_step, options)\n"
      "Install the hooks over a reserved region (see bump_global.install); `options` is a\n"

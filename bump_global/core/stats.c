@@ -111,12 +111,10 @@ region_used(uint64_t *consumed, uintptr_t *cursor, counters_t *sum)
  * them are STATS_FIELDS, module.c). */
 #define STATS_SIZES(X) X(base) X(reserved) X(used) X(consumed) X(committed)
 
-static PyObject *
-core_stats(PyObject *self, PyObject *unused)
+/* The STATS_COUNT values of stats(), read now (with the GIL). */
+static void
+stats_read(uint64_t *values)
 {
-    if (!region.installed) {
-        Py_RETURN_NONE;
-    }
     counters_t sum = {0};
     uintptr_t cursor;
     uint64_t consumed;
@@ -124,7 +122,7 @@ core_stats(PyObject *self, PyObject *unused)
     uint64_t committed = (ATOMIC_LOAD(&region.committed) - region.base) +
                          (ATOMIC_LOAD(&region.large_committed) - region.end);
     uint64_t base = region.base, reserved = region.size;
-    uint64_t values[] = {
+    uint64_t read[] = {
 #define VALUE(name) name,
         STATS_SIZES(VALUE)
 #undef VALUE
@@ -132,7 +130,14 @@ core_stats(PyObject *self, PyObject *unused)
         COUNTERS(VALUE)
 #undef VALUE
     };
-    Py_ssize_t count = (Py_ssize_t)(sizeof(values) / sizeof(values[0]));
+    memcpy(values, read, sizeof read);
+}
+
+/* A tuple of the `count` values (built after they were read: a measurement
+ * takes its cost off, bump_global/_measure.py). */
+static PyObject *
+stats_tuple(const uint64_t *values, Py_ssize_t count)
+{
     PyObject *result = PyTuple_New(count);
     if (result == NULL) {
         return NULL;
@@ -146,6 +151,17 @@ core_stats(PyObject *self, PyObject *unused)
         PyTuple_SET_ITEM(result, i, v);
     }
     return result;
+}
+
+static PyObject *
+core_stats(PyObject *self, PyObject *unused)
+{
+    if (!region.installed) {
+        Py_RETURN_NONE;
+    }
+    uint64_t values[STATS_COUNT];
+    stats_read(values);
+    return stats_tuple(values, STATS_COUNT);
 }
 
 /* Resident bytes of [addr, addr + length), None where the OS cannot tell. */
