@@ -31,6 +31,8 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
+import re
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from bump_global._config import format_size
@@ -65,6 +67,25 @@ class ReportError(ValueError):
     """The report cannot be drawn; the message is one line that says what is wrong."""
 
 
+_LIBRARY = re.compile(r"^(.*[/\\](site|dist)-packages|.*[/\\]lib[/\\]python\d+\.\d+t?)[/\\]")
+
+
+def short_path(path: str) -> str:
+    """`path` as a reader wants it: from site-packages or the standard library if it
+    is there (on whatever machine the report was made), relative to the working
+    directory if under it, else as it is."""
+    if not path or path.startswith("<"):
+        return path
+    library = _LIBRARY.match(path)
+    if library is not None:
+        return path[library.end():]
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if relative.startswith("..") else relative
+
+
 class Location(NamedTuple):
     """A place in the code: a stack's frame."""
 
@@ -74,8 +95,11 @@ class Location(NamedTuple):
 
     @property
     def name(self) -> str:
-        """``function (file:line)``; a location without a file is its function alone."""
-        return f"{self.function} ({self.file}:{self.line})" if self.file else self.function
+        """``function (file:line)``, the file shortened (:func:`short_path`); a location
+        without a file is its function alone."""
+        if not self.file:
+            return self.function
+        return f"{self.function} ({short_path(self.file)}:{self.line})"
 
     @property
     def special(self) -> bool:
@@ -423,12 +447,13 @@ def page_data(profiles: Sequence[Profile]) -> Dict[str, Any]:
         return strings.setdefault(text, len(strings))
 
     columns: Dict[str, List[Any]] = {key: [] for key in
-                                     ("parent", "function", "file", "line", "bytes",
+                                     ("parent", "function", "file", "short", "line", "bytes",
                                       "allocations", "kind")}
     for node, parent in preorder(build_tree(profiles)):
         columns["parent"].append(parent)
         columns["function"].append(string(node.function))
         columns["file"].append(string(node.file))
+        columns["short"].append(string(short_path(node.file)))  # the frames' labels
         columns["line"].append(node.line)
         columns["bytes"].append(round(node.bytes, 1))
         columns["allocations"].append(round(node.allocations, 2))

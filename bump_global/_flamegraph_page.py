@@ -66,7 +66,8 @@ button:hover:not(:disabled) { background: #eef2f6; }
 button:disabled { opacity: .45; cursor: default; }
 main { padding: 10px 20px 16px; }
 #graph { position: relative; width: 100%; min-height: var(--row); }
-.frame { position: absolute; height: calc(var(--row) - 1px); padding: 0 4px;
+.frame { position: absolute; box-sizing: border-box; height: calc(var(--row) - 1px);
+         padding: 0 4px;
          overflow: hidden; white-space: nowrap; text-overflow: ellipsis;
          font: 12px/17px ui-monospace, "SF Mono", Menlo, Consolas, "DejaVu Sans Mono",
          monospace; color: #15191e; border-right: 1px solid var(--bg); border-radius: 2px;
@@ -122,7 +123,7 @@ zoom</button>
   var tip = document.getElementById("tip");
   var names = new Array(count), depth = new Array(count), children = [];
   for (var i = 0; i < count; i++) {
-    var file = S[N.file[i]];
+    var file = S[N.short[i]];
     names[i] = file ? S[N.function[i]] + " (" + file + ":" + N.line[i] + ")"
                     : S[N.function[i]];
     children.push([]);

@@ -27,10 +27,10 @@ from __future__ import annotations
 import math
 import os
 import struct
-import sys
 from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
 
 from bump_global._errors import BumpGlobalError, load_core
+from bump_global._flamegraph import short_path
 
 MAGIC = b"BGSITES1"
 _LOCATION = struct.Struct("=ccHHHIii")   # 'L', 0, name len, file len, 0, id, line, first line
@@ -234,7 +234,8 @@ def parse(data: bytes, first: int = 0, end: Optional[int] = None) -> Samples:
                 break
             if first <= seq and (end is None or seq < end):
                 ids = struct.unpack_from(f"={nframes}I", data, j)
-                stack = tuple(locations.get(k, ("?", "", 0)) for k in ids) or (NO_STACK,)
+                stack = _without_the_tool(tuple(locations.get(k, ("?", "", 0)) for k in ids))
+                stack = stack or (NO_STACK,)
                 if flags & _TRUNCATED:
                     stack = stack + (TRUNCATED,)
                 result.add(stack, nbytes, mean, bool(flags & _GROWTH))
@@ -242,6 +243,25 @@ def parse(data: bytes, first: int = 0, end: Optional[int] = None) -> Samples:
         else:
             break  # not a record: a damaged stream ends here
     return result
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _ours(location: Location) -> bool:
+    """A frame of bump_global's own (its command line running the target) or of runpy."""
+    path = location[1]
+    return (path.startswith(_PACKAGE) or path == "<frozen runpy>"
+            or os.path.basename(path) in ("runpy.py", "bump-global", "bump-global-script.py"))
+
+
+def _without_the_tool(stack: Tuple[Location, ...]) -> Tuple[Location, ...]:
+    """`stack` (innermost first) without its outermost frames that are the command
+    line's, which runs the target (python's own tracebacks hide them too)."""
+    end = len(stack)
+    while end > 1 and _ours(stack[end - 1]):
+        end -= 1
+    return stack[:end]
 
 
 def sites_dict(samples: Samples, lost: int = 0) -> Dict[str, Any]:
@@ -304,27 +324,6 @@ def top_sites(sites: Dict[str, Any], n: int = 10) -> List[Dict[str, Any]]:
              "share": nbytes / total,
              "callers": [locations[k] for k in reversed(callers or [])]}
             for site, (nbytes, allocations, callers, _) in ranked]
-
-
-def short_path(path: str) -> str:
-    """`path` as a reader wants it: relative to the working directory if under it,
-    from site-packages or the standard library if there, else as it is."""
-    if not path or path.startswith("<"):
-        return path
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:  # another drive (Windows)
-        relative = path
-    if not relative.startswith(".."):
-        return relative
-    marker = "site-packages" + os.sep
-    if marker in path:
-        return path.split(marker, 1)[1]
-    stdlib = os.path.join(sys.base_prefix, "lib")
-    if path.startswith(stdlib):
-        parts = path[len(stdlib):].lstrip(os.sep).split(os.sep, 1)
-        return parts[1] if len(parts) == 2 else path
-    return path
 
 
 def describe(location: Dict[str, Any]) -> str:

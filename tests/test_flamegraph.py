@@ -215,8 +215,8 @@ def expected_stacks(report: Dict[str, Any]) -> Dict[Tuple[str, ...], float]:
             names = []
             for index in stack["frames"]:
                 place = places[index]
-                names.append(f"{place['function']} ({place['file']}:{place['line']})"
-                             if place["file"] else place["function"])
+                names.append(f"{place['function']} ({fg.short_path(place['file'])}:"
+                             f"{place['line']})" if place["file"] else place["function"])
             key = prefix + tuple(names)
             totals[key] = totals.get(key, 0.0) + stack["bytes"]
     return totals
@@ -398,8 +398,19 @@ def test_folded_with_one_process_starts_at_the_outermost_python_frame() -> None:
     report["processes"] = report["processes"][:1]
     parsed = read_folded(fg.render(fg.profiles_from_report(report), "folded"))
     assert {stack[0] for stack in parsed} == {
-        "<module> (/srv/app/myapp/__main__.py:3)", "_bootstrap (/usr/lib/python3.11/"
-        "threading.py:995)", fg.NO_STACK, "[truncated]"}
+        "<module> (/srv/app/myapp/__main__.py:3)", "_bootstrap (threading.py:995)",
+        fg.NO_STACK, "[truncated]"}  # the standard library's files from the library
+
+
+def test_file_names_are_shown_from_the_library_or_the_working_directory() -> None:
+    assert fg.short_path("/usr/lib/python3.11/json/decoder.py") == "json/decoder.py"
+    assert fg.short_path("/opt/py/lib/python3.15t/enum.py") == "enum.py"
+    assert fg.short_path("/srv/venv/lib/python3.9/site-packages/black/linegen.py") == \
+        "black/linegen.py"
+    assert fg.short_path(os.path.join(os.getcwd(), "app", "main.py")) == \
+        os.path.join("app", "main.py")
+    assert fg.short_path("/elsewhere/tool.py") == "/elsewhere/tool.py"
+    assert fg.short_path("<frozen runpy>") == "<frozen runpy>"
 
 
 def test_folded_drops_what_rounds_to_zero() -> None:
@@ -556,7 +567,7 @@ def page_nodes(text: str) -> List[Dict[str, Any]]:
     strings, columns = data["strings"], data["nodes"]
     nodes = []
     for k in range(len(columns["parent"])):
-        function, file = strings[columns["function"][k]], strings[columns["file"][k]]
+        function, file = strings[columns["function"][k]], strings[columns["short"][k]]
         nodes.append({"name": f"{function} ({file}:{columns['line'][k]})" if file
                       else function, "parent": columns["parent"][k],
                       "bytes": columns["bytes"][k], "kind": columns["kind"][k]})
