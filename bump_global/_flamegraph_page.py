@@ -67,11 +67,12 @@ button:disabled { opacity: .45; cursor: default; }
 main { padding: 10px 20px 16px; }
 #graph { position: relative; width: 100%; min-height: var(--row); }
 .frame { position: absolute; box-sizing: border-box; height: calc(var(--row) - 1px);
-         padding: 0 4px;
+         padding: 0;
          overflow: hidden; white-space: nowrap; text-overflow: ellipsis;
          font: 12px/17px ui-monospace, "SF Mono", Menlo, Consolas, "DejaVu Sans Mono",
          monospace; color: #15191e; border-right: 1px solid var(--bg); border-radius: 2px;
          cursor: pointer; }
+.frame.labelled { padding: 0 4px; }  /* a frame too narrow for text: no padding to widen it */
 .frame:hover { box-shadow: inset 0 0 0 1px #15191e; }
 .frame.ancestor { opacity: .6; }
 #graph.searching .frame:not(.match) { opacity: .35; }
@@ -175,7 +176,10 @@ zoom</button>
     el.style.width = (100 * w).toFixed(4) + "%";
     el.style.top = depth[i] * ROW + "px";
     el.style.background = colour(i);
-    if (w * px >= TEXT_MIN_PX) el.textContent = names[i];
+    if (w * px >= TEXT_MIN_PX) {
+      el.textContent = names[i];
+      el.className += " labelled";
+    }
     into.appendChild(el);
   }
 
