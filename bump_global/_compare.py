@@ -45,7 +45,7 @@ from bump_global._launch import (
     child_environment,
     find_preload_libraries,
     format_ratio,
-    measure,
+    measure_child,
     per_round_ratios,
     plan_rounds,
     prepend_path,
@@ -302,12 +302,12 @@ def _script_label(script: str, script_args: Sequence[str]) -> str:
 
 
 def _check_matplotlib() -> None:
+    from bump_global._plot import check_matplotlib
+
     try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise CompareError(
-            "--plot needs matplotlib, which is not installed: pip install 'bump_global[plot]'"
-        ) from None
+        check_matplotlib("--plot")
+    except ImportError as exc:
+        raise CompareError(str(exc)) from None
 
 
 def plot(path: str, summaries: Sequence[Summary], title: str) -> Any:
@@ -472,7 +472,7 @@ def _run_rounds(
             where = f"[{done}/{total}] {which} {turn.variant}"
             progress.running(f"{where} running... ({time.perf_counter() - started:.0f} s elapsed)")
             command, extra = commands[turn.variant]
-            outcome = measure(command, extra, env, show_output=settings.show_output)
+            outcome = measure_child(command, extra, env, show_output=settings.show_output)
             if isinstance(outcome, RunFailure):
                 of = which.split()[1].replace("/", " of ")
                 kind = "warm-up " if number < 0 else ""

@@ -312,7 +312,7 @@ class TreeSampler:
                 pass
 
 
-def measure(
+def measure_child(
     command: Sequence[str],
     extra_env: Dict[str, str],
     env: Dict[str, str],

@@ -29,7 +29,7 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
            "#17becf", "#7f7f7f", "#bcbd22")
 
 
-class MatplotlibMissing(RuntimeError):
+class MatplotlibMissing(ImportError):
     """matplotlib (the ``plot`` extra) is not installed; the message says what to do."""
 
 

@@ -286,40 +286,40 @@ print("done")
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="samples /proc")
 def test_measure_samples_the_process_tree_peak(tmp_path: Path) -> None:
-    from bump_global._launch import Measurement, child_environment, measure
+    from bump_global._launch import Measurement, child_environment, measure_child
 
     out = open(tmp_path / "out", "w+b")
     with out:
-        m = measure([sys.executable, "-c", WORKERS], {}, child_environment(), stdout=out,
+        m = measure_child([sys.executable, "-c", WORKERS], {}, child_environment(), stdout=out,
                     sample_interval=0.02)
     assert isinstance(m, Measurement)
     assert (tmp_path / "out").read_text() == "done\n"
     assert 80 << 20 < m.peak_rss < 150 << 20  # wait4: the largest single process
     assert m.tree_peak_rss > 160 << 20  # both workers at once (plus their parent)
     assert m.tree_processes == 3 and m.samples > 10
-    unsampled = measure([sys.executable, "-c", "pass"], {}, child_environment())
+    unsampled = measure_child([sys.executable, "-c", "pass"], {}, child_environment())
     assert isinstance(unsampled, Measurement)
     assert unsampled.tree_peak_rss == unsampled.peak_rss and unsampled.samples == 0
 
 
 def test_measure_accepts_an_exit_status_when_asked() -> None:
-    from bump_global._launch import Measurement, RunFailure, child_environment, measure
+    from bump_global._launch import Measurement, RunFailure, child_environment, measure_child
 
     command = [sys.executable, "-c", "import sys; sys.exit(3)"]
-    assert isinstance(measure(command, {}, child_environment()), RunFailure)
-    m = measure(command, {}, child_environment(), accept_status=True)
+    assert isinstance(measure_child(command, {}, child_environment()), RunFailure)
+    m = measure_child(command, {}, child_environment(), accept_status=True)
     assert isinstance(m, Measurement) and m.exit_code == 3 and m.wall > 0
 
 
 def test_measure_kills_a_tree_that_times_out(tmp_path: Path) -> None:
-    from bump_global._launch import RunFailure, child_environment, measure
+    from bump_global._launch import RunFailure, child_environment, measure_child
 
     marker = tmp_path / "child.pid"
     code = ("import os, subprocess, sys, time\n"
             "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
             f"open({str(marker)!r}, 'w').write(str(p.pid))\n"
             "time.sleep(60)\n")
-    m = measure([sys.executable, "-c", code], {}, child_environment(), timeout=3,
+    m = measure_child([sys.executable, "-c", code], {}, child_environment(), timeout=3,
                 sample_interval=0.05)
     assert isinstance(m, RunFailure) and "timed out after 3 s" in m.description
     pid = int(marker.read_text())

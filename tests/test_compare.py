@@ -304,8 +304,8 @@ def test_peak_rss_is_the_script_s_own(
     big = write_script(tmp_path, "x = bytearray(200 << 20)\nx[::4096] = b'1' * len(x[::4096])\n",
                        "big.py")
     env = _launch.child_environment()
-    small_run = _launch.measure([sys.executable, str(small)], {}, env)
-    big_run = _launch.measure([sys.executable, str(big)], {}, env)
+    small_run = _launch.measure_child([sys.executable, str(small)], {}, env)
+    big_run = _launch.measure_child([sys.executable, str(big)], {}, env)
     del ballast
     assert isinstance(small_run, _launch.Measurement)
     assert isinstance(big_run, _launch.Measurement)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -189,3 +190,14 @@ def test_the_plot_command_draws_and_names_bad_files(tmp_path):
     assert proc.returncode == 2
     (line,) = proc.stderr.splitlines()
     assert line.startswith("bump-global: error: ") and "bad.csv" in line
+
+
+def test_the_plot_command_without_matplotlib_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    from bump_global.commands import main as cli_main
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    code = cli_main(["plot", "-o", str(tmp_path / "out.png"), str(tmp_path / "t.csv")])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert "plot needs matplotlib" in err and "pip install 'bump_global[plot]'" in err
+    assert len(err.splitlines()) == 1

@@ -1,6 +1,6 @@
 /*
  * core/hooks.c -- malloc, calloc, realloc and free, generic over the domain.
- * Each is inlined into one hook per domain (install.c), where `d` is a
+ * Each is inlined into one hook per domain (domains.c), where `d` is a
  * constant: for MEM/OBJ the compiler drops the lock and the RAW tests.  MEM
  * and OBJ run under the GIL; RAW takes raw_lock around its arena.
  */

@@ -12,7 +12,7 @@ and what they print), and everything they share is here, one job per module:
 - ``workloads``: the scripts of ``scripts/workloads/`` as data;
 - ``programs``: the real programs as data (inputs, command, what output to compare);
 - ``venv``: the benchmark venv (programs, memray, this checkout) and the inputs;
-- ``runner``: one run of a job under a variant through ``bump_global._launch.measure``
+- ``runner``: one run of a job under a variant through ``bump_global._launch.measure_child``
   (its output and exit status kept for the check against the reference variant), and
   the shuffled rounds of ``bump_global._launch.plan_rounds``;
 - ``stats`` and ``report``: medians of per-round ratios with their spread, geometric

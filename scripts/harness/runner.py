@@ -3,7 +3,7 @@
 A :class:`Job` is what runs (a workload script or a real program): its command,
 working folder, variables, what of its output is compared, the exit statuses that
 count as working.  :class:`Runner` runs one job under one variant in a fresh run
-folder through ``bump_global._launch.measure`` (the one place that measures a child:
+folder through ``bump_global._launch.measure_child`` (the one place that measures a child:
 wall, user and system CPU, faults, peak RSS from ``os.wait4``, the process tree's
 peak RSS when sampled) and returns the run's record.  :func:`run_rounds` follows
 ``bump_global._launch.plan_rounds`` (warm-up rounds, then every job under every
@@ -36,7 +36,7 @@ from bump_global._launch import (
     Measurement,
     RunFailure,
     child_environment,
-    measure,
+    measure_child,
     plan_rounds,
     prepend_path,
 )
@@ -211,11 +211,12 @@ class Runner:
         env.update(job.env(run_dir))
         with open(run_dir / "stdout", "w+b") as out, open(run_dir / "stderr", "w+b") as err:
             try:
-                m = measure(self.command(job, variant, run_dir), self.variables(variant, run_dir),
-                            env, stdout=out, stderr=err, cwd=str(job.cwd or run_dir),
-                            timeout=job.timeout * self.timeout_scale,
-                            sample_interval=self.sample_s if job.sample else None,
-                            accept_status=True)
+                m = measure_child(self.command(job, variant, run_dir),
+                                  self.variables(variant, run_dir), env,
+                                  stdout=out, stderr=err, cwd=str(job.cwd or run_dir),
+                                  timeout=job.timeout * self.timeout_scale,
+                                  sample_interval=self.sample_s if job.sample else None,
+                                  accept_status=True)
             except OSError as exc:
                 m = RunFailure(f"could not be started: {exc}", [])
         if isinstance(m, RunFailure):
