@@ -128,6 +128,30 @@
  * (frees, foreign and fallback traffic: the COUNT macro); stats() adds them
  * up.  bytes_released counts the pages of freed and of moved large blocks.
  *
+ * Sites (opt-in: where the bytes come from).  Every stream of bytes handed out
+ * is cut at random points, on average every `mean` bytes (core/sampling.c).
+ * The bump fast path pays nothing for it: an arena's limit is the nearer of
+ * its chunk's end and its next sampling point, so the allocation that reaches
+ * the point takes the cold path, which records its size and the calling
+ * thread's Python stack (core/frames.c, read as tracemalloc does, without
+ * allocating) as a record in a stream (core/sites.c).  Python weighs each
+ * sample by the inverse of its probability, so the totals per site are
+ * unbiased estimates.  reclaim="classes" has no limit to borrow: it gets
+ * count-down hooks while sampling is on (core/domains.c swaps them).
+ *
+ * The recorder (core/recorder.c, Linux).  A process that is killed, or ended by
+ * SIGTERM as Pool ends its workers, runs no exit handler, so its figures would
+ * be lost.  A native thread per process rewrites a snapshot of its figures in a
+ * file its session reads, appends the timeline, and writes out the sites'
+ * records; a SIGTERM handler, installed only where SIGTERM had its default
+ * action, writes a last snapshot and re-raises.  It never takes the GIL nor
+ * raw_lock, and never allocates from the region.
+ *
+ * Tracing (core/trace.c, opt-in: measure(live=True)).  While a traced
+ * measurement runs, hooks that wrap the installed ones keep every block in a
+ * pointer map (core/ptrmap.c), so the blocks still live at its end are known
+ * exactly.  Off, the default hooks are installed and it costs nothing.
+ *
  * Prefaulting and huge pages (opt-in, Linux): see core/prefault.c.
  *
  * The parts, in the order they are included (each may use those above it):
