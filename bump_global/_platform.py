@@ -79,7 +79,8 @@ def collect_info() -> List[Tuple[str, Any, str]]:
     add("platform", platform.platform())
     add("python", platform.python_version())
     add("implementation", f"{platform.python_implementation()} ({sys.implementation.name})")
-    add("build", "free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else "GIL")
+    add("build", "free-threaded (only scope=\"raw\": its MEM and OBJ domains stay mimalloc's)"
+        if sysconfig.get_config_var("Py_GIL_DISABLED") else "GIL")
     add("pythonmalloc", _pythonmalloc())
     add("page_size", mmap.PAGESIZE, f"{mmap.PAGESIZE} bytes")
     limit, source = memory_limit()
