@@ -362,9 +362,8 @@ def format_session(data: Dict[str, Any]) -> str:
                       f"sum of peaks {format_size(peak_sum) if peak_sum else '-'}"))
     sampled = [r["sites"] for r in records if r.get("sites") is not None]
     if len(sampled) > 1:  # the sites of the whole program, after its totals
-        lines.extend(line.replace("  sites ", "  all sites", 1) if i == 0 else line
-                     for i, line in enumerate(format_sites(merge_sites(sampled), TOP_SITES,
-                                                           _row, format_size)))
+        lines.extend(format_sites(merge_sites(sampled), TOP_SITES, _row, format_size,
+                                  label="all sites"))
     return "\n".join(lines)
 
 

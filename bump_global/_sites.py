@@ -339,14 +339,15 @@ def site_line(site: Dict[str, Any], callers: int = 1) -> str:
                        [site, *site["callers"][:callers]])
 
 
-def format_sites(sites: Dict[str, Any], n: int, row: Any, size: Any) -> List[str]:
-    """The report's rows of a ``sites`` dict: a summary, then the top `n` sites
-    (estimated bytes and share), with `row` the report's row formatter and
-    `size` its size formatter."""
+def format_sites(sites: Dict[str, Any], n: int, row: Any, size: Any,
+                 label: str = "sites") -> List[str]:
+    """The report's rows of a ``sites`` dict: a summary labelled `label`, then the
+    top `n` sites (estimated bytes and share), with `row` the report's row
+    formatter and `size` its size formatter."""
     if not sites["samples"]:
-        return [row("sites", f"no sample yet (one every {size(sites['rate'] or 0)} on "
+        return [row(label, f"no sample yet (one every {size(sites['rate'] or 0)} on "
                              "average): too little was allocated")]
-    lines = [row("sites", f"{sites['samples']:,} samples, one every "
+    lines = [row(label, f"{sites['samples']:,} samples, one every "
                           f"{size(sites['rate'])} on average: estimates"
                           + (f"   {sites['lost']:,} lost" if sites["lost"] else ""))]
     for site in top_sites(sites, n):

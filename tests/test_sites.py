@@ -241,7 +241,7 @@ def test_forked_and_spawned_children_have_their_own_sites_in_the_report(
     out, flame = tmp_path / "r.json", tmp_path / "flame.html"
     proc = subprocess.run(
         [sys.executable, "-m", "bump_global", "run", "--sites", "--sites-rate", "16K",
-         "--json", str(out), "--flamegraph", str(flame), str(script)],
+         "--json", str(out), "--flamegraph", str(flame), "--report", str(script)],
         capture_output=True, text=True, timeout=120, cwd=tmp_path, env=child_environment())
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
@@ -258,6 +258,11 @@ def test_forked_and_spawned_children_have_their_own_sites_in_the_report(
         work = sum(stack["bytes"] for stack in sites["stacks"]
                    if any(names[i] == "child_work" for i in stack["frames"]))
         assert work > 0.5 * sites["bytes"], (role, names)
+    # the report: each process's sites, then the whole program's, in the same columns
+    summaries = [line for line in proc.stderr.splitlines()
+                 if line.startswith(("  sites ", "  all sites "))]
+    assert summaries[-1].startswith("  all sites ") and len(summaries) >= 2, summaries
+    assert {len(line) - len(line[13:].lstrip()) for line in summaries} == {13}, summaries
     text = flame.read_text()
     assert "child_work" in text and "http://" not in text.replace(
         "http://www.w3.org", "")  # one self-contained file
