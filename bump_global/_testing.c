@@ -1,19 +1,11 @@
 /*
- * bump_global/_testing.c -- the module bump_global._testing: test probes and
- * raw allocator microbenchmarks.  Not part of the runtime: bump_global never
- * imports it; tests/ and scripts/bench.py do.
+ * bump_global/_testing.c -- the module bump_global._testing: test probes.  Not
+ * part of the runtime: bump_global never imports it; tests/ do.
  *
- * Probes (tests): a few allocator calls in one C call, with nothing allocated
- * in between (ctypes would allocate Python ints between calls).  They go
- * through CPython's public API, so they exercise whatever is installed.
- *
- * Microbenchmarks (scripts/bench.py): loops in C over CPython's public
- * allocator API, so they measure whatever is installed underneath (pymalloc,
- * PYTHONMALLOC=malloc, an LD_PRELOADed malloc, or bump_global) without
- * interpreter overhead.  Every block gets one byte written, as a real object
- * would be initialised: for an allocator that never reuses memory that write
- * is what faults fresh pages in, and that cost is part of what we measure.
- * Results are plain floats (ns); scripts/bench.py names and reports them.
+ * Each probe makes a few allocator calls in one C call, with nothing allocated
+ * in between (ctypes would allocate Python ints between calls), or from a
+ * thread CPython does not know.  They go through CPython's public API, so they
+ * exercise whatever is installed.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -21,136 +13,6 @@
 #include <stdint.h>
 #include <string.h>
 #include <stdlib.h>
-#include <time.h>
-
-#ifndef _WIN32
-#  include <sys/mman.h>
-#endif
-
-static double
-now_ns(void)
-{
-#ifdef _WIN32
-    LARGE_INTEGER freq, t;
-    QueryPerformanceFrequency(&freq);
-    QueryPerformanceCounter(&t);
-    return (double)t.QuadPart * 1e9 / (double)freq.QuadPart;
-#else
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-#endif
-}
-
-/* pair_loop(n, size) -> ns per PyObject_Malloc + PyObject_Free pair. */
-static PyObject *
-mb_pair_loop(PyObject *self, PyObject *args)
-{
-    Py_ssize_t n, size;
-    if (!PyArg_ParseTuple(args, "nn:pair_loop", &n, &size) || n <= 0 || size <= 0) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_ValueError, "n and size must be positive");
-        }
-        return NULL;
-    }
-    double start = now_ns();
-    for (Py_ssize_t i = 0; i < n; i++) {
-        char *p = PyObject_Malloc((size_t)size);
-        if (p == NULL) {
-            return PyErr_NoMemory();
-        }
-        *(volatile char *)p = (char)i;
-        PyObject_Free(p);
-    }
-    return PyFloat_FromDouble((now_ns() - start) / (double)n);
-}
-
-/* batch_loop(n, batch, size) -> ns per allocation, allocating `batch` blocks
- * then freeing them, until n blocks were handled. */
-static PyObject *
-mb_batch_loop(PyObject *self, PyObject *args)
-{
-    Py_ssize_t n, batch, size;
-    if (!PyArg_ParseTuple(args, "nnn:batch_loop", &n, &batch, &size) || n <= 0 ||
-        batch <= 0 || size <= 0) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_ValueError, "n, batch and size must be positive");
-        }
-        return NULL;
-    }
-    /* libc, not PyMem: the pointer array must not come from the allocator
-     * under test. */
-    char **blocks = malloc((size_t)batch * sizeof(char *));
-    if (blocks == NULL) {
-        return PyErr_NoMemory();
-    }
-    double start = now_ns();
-    for (Py_ssize_t done = 0; done < n; done += batch) {
-        for (Py_ssize_t i = 0; i < batch; i++) {
-            blocks[i] = PyObject_Malloc((size_t)size);
-            if (blocks[i] == NULL) {
-                for (Py_ssize_t j = 0; j < i; j++) {
-                    PyObject_Free(blocks[j]);
-                }
-                free(blocks);
-                return PyErr_NoMemory();
-            }
-            *(volatile char *)blocks[i] = (char)i;
-        }
-        for (Py_ssize_t i = 0; i < batch; i++) {
-            PyObject_Free(blocks[i]);
-        }
-    }
-    double elapsed = now_ns() - start;
-    free(blocks);
-    Py_ssize_t total = (n + batch - 1) / batch * batch;
-    return PyFloat_FromDouble(elapsed / (double)total);
-}
-
-/* page_touch(nbytes, huge) -> ns per 4 KiB of first-touched fresh memory.
- * Maps a private anonymous range (MADV_HUGEPAGE if `huge`), writes one byte
- * per 4 KiB, unmaps it.  None where the platform has no mmap. */
-static PyObject *
-mb_page_touch(PyObject *self, PyObject *args)
-{
-    Py_ssize_t nbytes;
-    int huge;
-    if (!PyArg_ParseTuple(args, "np:page_touch", &nbytes, &huge) || nbytes < 4096) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_ValueError, "nbytes must be at least 4096");
-        }
-        return NULL;
-    }
-#ifdef _WIN32
-    Py_RETURN_NONE;
-#else
-    size_t len = (size_t)nbytes & ~(size_t)4095;
-    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    if (huge) {
-#  ifdef MADV_HUGEPAGE
-        if (madvise(p, len, MADV_HUGEPAGE) != 0) {
-            munmap(p, len);
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-#  else
-        munmap(p, len);
-        Py_RETURN_NONE;
-#  endif
-    }
-    double start = now_ns();
-    for (size_t off = 0; off < len; off += 4096) {
-        ((volatile char *)p)[off] = 1;
-    }
-    double elapsed = now_ns() - start;
-    munmap(p, len);
-    return PyFloat_FromDouble(elapsed / (double)(len / 4096));
-#endif
-}
-
-/* ---- test probes ---- */
 
 /* A test probe: malloc, optionally one more block of `interleave` bytes, then
  * realloc, with nothing
@@ -315,18 +177,12 @@ static PyMethodDef testing_methods[] = {
     {"probe_reuse", t_probe_reuse, METH_VARARGS,
      "probe_reuse(domain, size, calloc) -> (p, q, zeroed)\n"
      "Test probe: malloc, fill, free, then malloc or calloc of the same size in one C call."},
-    {"pair_loop", mb_pair_loop, METH_VARARGS,
-     "pair_loop(n, size) -> ns per PyObject_Malloc + PyObject_Free pair"},
-    {"batch_loop", mb_batch_loop, METH_VARARGS,
-     "batch_loop(n, batch, size) -> ns per allocation, in batches of mallocs then frees"},
-    {"page_touch", mb_page_touch, METH_VARARGS,
-     "page_touch(nbytes, huge) -> ns per 4 KiB page first touched (None without mmap)"},
     {NULL, NULL, 0, NULL}
 };
 
 static struct PyModuleDef testing_module = {
     PyModuleDef_HEAD_INIT, "bump_global._testing",
-    "Test probes and raw allocator microbenchmarks (tests/, scripts/bench.py).", -1,
+    "Test probes (tests/).", -1,
     testing_methods, NULL, NULL, NULL, NULL
 };
 
