@@ -5,7 +5,7 @@
 - ``bump-global run --json`` and ``BUMP_GLOBAL_JSON``: the whole program, schema
   ``bump_global.report/2``: a ``processes`` list (one record per process that ran
   under the allocator: the /1 fields plus pid, ppid, argv, role, exit) and a
-  ``total`` (README, "JSON report").
+  ``total`` (docs/report.md, "JSON").
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def _budget_note(size: int) -> str:
 
 def format_report(stats: Optional[Stats], mem: Memory, wall_time: Optional[float],
                   sites_end: Optional[int] = None) -> str:
-    """The report of one process as a few aligned lines (README: "Reading a report")."""
+    """The report of one process as a few aligned lines (docs/report.md)."""
     return format_record(record_dict(stats, mem, wall_time, sites_end=sites_end))
 
 
@@ -283,7 +283,7 @@ def state_record(pid: int, ppid: int, argv: List[str], role: str, exit: str,
 
 def session_dict(records: List[Dict[str, Any]], missing: Sequence[Dict[str, Any]] = (),
                  tree_peak: Optional[int] = None) -> Dict[str, Any]:
-    """The report of a whole program: schema /2 (README, "JSON report")."""
+    """The report of a whole program: schema /2 (docs/report.md, "JSON")."""
     installed = [r for r in records if r["installed"]]
     peaks = [r["process"]["peak_rss"] for r in records if r["process"]["peak_rss"] is not None]
     total = {
@@ -399,7 +399,7 @@ def report(wall_time: Optional[float] = None) -> str:
 
 
 def report_dict(wall_time: Optional[float] = None) -> Dict[str, Any]:
-    """The report as a JSON-ready dict, schema ``bump_global.report/1`` (README)."""
+    """The report as a JSON-ready dict, schema ``bump_global.report/1`` (docs/report.md)."""
     with guarded():
         sites_end = sequence()
         return {"schema": SCHEMA, **record_dict(stats() if is_installed() else None,

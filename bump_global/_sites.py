@@ -265,7 +265,7 @@ def _without_the_tool(stack: Tuple[Location, ...]) -> Tuple[Location, ...]:
 
 
 def sites_dict(samples: Samples, lost: int = 0) -> Dict[str, Any]:
-    """The ``sites`` of a process's JSON record (README, "JSON reports"): every
+    """The ``sites`` of a process's JSON record (docs/report.md, "JSON"): every
     stack with its estimates, outermost frame first, frames as indices into
     ``locations``."""
     index: Dict[Location, int] = {}

@@ -6,8 +6,8 @@ calls the MEM and OBJ allocators concurrently with the main interpreter.  Our
 GIL arena relies on the GIL to serialise those domains (it takes no lock on its
 fast path), so such interpreters are refused with a clear error.  Legacy
 subinterpreters share the main GIL and work.  Interpreters created directly
-from C with ``Py_NewInterpreterFromConfig`` cannot be intercepted: the README
-says not to.
+from C with ``Py_NewInterpreterFromConfig`` cannot be intercepted:
+docs/api.md ("Refusals") says not to.
 """
 
 from __future__ import annotations
