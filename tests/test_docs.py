@@ -12,7 +12,8 @@ from typing import List
 
 ROOT = Path(__file__).resolve().parent.parent
 OPTIONS_DOC = ROOT / "docs" / "options.md"
-BEGIN = "<!-- the options table: `python tests/test_docs.py` writes it from bump_global/_config.py -->"
+BEGIN = ("<!-- the options table: `python tests/test_docs.py` writes it from "
+         "bump_global/_config.py -->")
 END = "<!-- end of the options table -->"
 
 
