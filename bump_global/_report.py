@@ -14,7 +14,7 @@ import platform
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
-from bump_global._api import guarded, is_installed, memory, stats
+from bump_global._api import is_installed, memory, stats
 from bump_global._api import wall_time as _since_install
 from bump_global._config import default_size, format_size
 from bump_global._flamegraph import command_text, process_label, shorten
@@ -418,26 +418,52 @@ def timeline_tree_peak(rows: Sequence[Tuple[Any, ...]]) -> Optional[int]:
     return peak
 
 
+def _guard_switch() -> Any:
+    """The C core's report_guard (None without the core), taken at import."""
+    from bump_global._errors import BumpGlobalError, load_core
+
+    try:
+        return load_core().report_guard
+    except BumpGlobalError:
+        return None
+
+
+#: The guard of report() and report_dict(), a C function taken at import (under the
+#: package's guarded import) and called directly: a guard object made at the call, or
+#: a ``with`` block's bound __enter__, is an allocation before the guard is on, which
+#: a region that the report's own imports just filled refuses under
+#: on_exhausted="error" (report() right after install() raised MemoryError).
+_SWITCH = _guard_switch()
+
+
 def report(wall_time: Optional[float] = None) -> str:
     """A compact human table of :func:`bump_global.stats` and :func:`bump_global.memory`.
 
     `wall_time` (seconds) is shown as given; by default, the time since install.
     It works after the region filled (see :class:`bump_global._api.guarded`).
     """
-    with guarded():
+    previous = _SWITCH(True) if _SWITCH is not None else False
+    try:
         sites_end = sequence()
         return format_report(stats() if is_installed() else None, memory(),
                              _since_install(wall_time), sites_end)
+    finally:
+        if _SWITCH is not None:
+            _SWITCH(previous)
 
 
 def report_dict(wall_time: Optional[float] = None) -> Dict[str, Any]:
     """The report as a JSON-ready dict, schema ``bump_global.report/1`` (README)."""
-    with guarded():
+    previous = _SWITCH(True) if _SWITCH is not None else False
+    try:
         sites_end = sequence()
         return {"schema": SCHEMA, **record_dict(stats() if is_installed() else None,
                                                 memory(), _since_install(wall_time),
                                                 sites_end=sites_end),
                 **_environment()}
+    finally:
+        if _SWITCH is not None:
+            _SWITCH(previous)
 
 
 report.__module__ = report_dict.__module__ = "bump_global"

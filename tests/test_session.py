@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from bump_global import _report
+from bump_global import _config, _report
 from bump_global._config import default_size, memory_limit
 from bump_global._launch import child_environment
 
@@ -475,3 +475,52 @@ def test_a_full_region_reports_rows_within_the_region(tmp_path: Path) -> None:
     if "prefault" in rows:
         assert rows["prefault"].split(None, 1)[1] == _report._prefault_cell(
             prefaulted, region["consumed"])
+
+
+# ------------------------------------------------------------------ the smallest region
+
+
+@pytest.mark.parametrize("how", ["run", "env", "api"])
+def test_the_smallest_region_runs_a_program_its_report_and_its_timeline(
+        tmp_path: Path, how: str) -> None:
+    """MIN_SIZE under on_exhausted="error": the program, the report, the JSON and a
+    sampled timeline all fit (scripts/min_size.py measures what each way needs)."""
+    size = str(_config.MIN_SIZE)
+    if how == "run":
+        ours = run(["-m", "bump_global", "run", "--size", size, "--on-exhausted", "error",
+                    "--report", "--json", "r.json", "--sample", "10", "--timeline", "t.csv",
+                    "-c", "print(1)"], tmp_path)
+    elif how == "env":
+        ours = run(["-c", "print(1)"], tmp_path, clean_env(
+            BUMP_GLOBAL="1", BUMP_GLOBAL_SIZE=size, BUMP_GLOBAL_ON_EXHAUSTED="error",
+            BUMP_GLOBAL_REPORT="1", BUMP_GLOBAL_JSON="r.json"))
+    else:
+        ours = run(["-c", f"import bump_global; bump_global.install({size}, "
+                          "on_exhausted='error'); print(1); bump_global.report()"], tmp_path)
+    assert (ours.returncode, ours.stdout) == (0, "1\n"), ours.stderr
+    assert "Traceback" not in ours.stderr and "MemoryError" not in ours.stderr, ours.stderr
+    if how != "api":
+        assert "bump_global report" in ours.stderr
+        (root,) = json.loads((tmp_path / "r.json").read_text())["processes"]
+        assert root["config"]["size"] == _config.MIN_SIZE
+    if how == "run":
+        assert len((tmp_path / "t.csv").read_text().splitlines()) > 1
+
+
+@pytest.mark.parametrize("how", ["run", "env"])
+def test_one_byte_below_the_smallest_region_is_refused_in_one_line(
+        tmp_path: Path, how: str) -> None:
+    below = str(_config.MIN_SIZE - 1)
+    if how == "run":
+        ours = run(["-m", "bump_global", "run", "--size", below, "-c", "print('ran')"],
+                   tmp_path)
+        assert ours.returncode == 2 and ours.stdout == ""
+        named = f"--size '{below}'"
+    else:
+        ours = run(["-c", "print('ran')"], tmp_path,
+                   clean_env(BUMP_GLOBAL="1", BUMP_GLOBAL_SIZE=below))
+        assert (ours.returncode, ours.stdout) == (0, "ran\n")  # runs, not installed
+        named = f"BUMP_GLOBAL_SIZE='{below}'"
+    (line,) = ours.stderr.splitlines()
+    assert named in line and f"at least {_config.MIN_SIZE >> 20}M" in line, line
+    assert "cannot hold what the interpreter allocates after the install" in line, line
