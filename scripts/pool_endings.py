@@ -87,6 +87,8 @@ def one_run(python: str, script: str, directory: str, k: int) -> Dict[str, Any]:
         return outcome
     by_pid = {record["pid"]: record for record in data["processes"]}
     outcome["used"] = data["total"]["used"]
+    outcome["processes"] = [(r["role"], r["region"]["used"] if r["installed"] else None)
+                            for r in data["processes"]]
     outcome["allocations"] = data["total"]["allocations"]
     absent = sorted(pid for pid in workers
                     if pid not in by_pid or not by_pid[pid]["installed"])
@@ -108,12 +110,17 @@ def spread(values: Sequence[int]) -> Tuple[int, float, int, float]:
     return min(values), middle, max(values), (max(values) - min(values)) / middle
 
 
-def measure(python: str, idiom: str, runs: int) -> Dict[str, Any]:
+def measure(python: str, idiom: str, runs: int, verbose: bool = False) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pool-endings-") as directory:
         script = os.path.join(directory, f"{idiom}.py")
         with open(script, "w", encoding="utf-8") as out:
             out.write(IDIOMS[idiom])
-        outcomes = [one_run(python, script, directory, k) for k in range(runs)]
+        outcomes = []
+        for k in range(runs):
+            outcomes.append(one_run(python, script, directory, k))
+            if verbose:
+                print(f"    run {k}: {outcomes[-1]['used']} {outcomes[-1].get('processes')}",
+                      flush=True)
     version = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
                              capture_output=True, text=True).stdout.strip()
     good = [o for o in outcomes if o["ok"]]
@@ -132,12 +139,14 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--python", nargs="+", default=[sys.executable])
     parser.add_argument("--idiom", choices=sorted(IDIOMS), default="pool")
     parser.add_argument("--tolerance", type=float, default=0.05)
+    parser.add_argument("--verbose", action="store_true",
+                        help="print each run's processes: (role, bytes used)")
     ns = parser.parse_args(argv)
     status = 0
     print(f"{'python':<8} {'complete':>9}  {'total used: min / median / max (spread)':<46} "
           f"{'allocations: min / median / max (spread)':<44} workers ended")
     for python in ns.python:
-        r = measure(python, ns.idiom, ns.runs)
+        r = measure(python, ns.idiom, ns.runs, ns.verbose)
         line = f"{r['python']:<8} {r['complete']:>4} / {r['runs']:<3} "
         for key in ("used", "allocations"):
             if key in r:
