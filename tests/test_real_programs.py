@@ -352,9 +352,10 @@ def test_the_pool_idiom_reports_both_workers_with_their_own_figures(tmp_path):
         assert strings <= worker["counters"]["allocations"] < 5 * strings + 400000, (
             strings, worker["counters"])
     assert_totals_add_up(data)
-    for pid in known["workers"]:  # each one's table in the text, saying how it ended
-        assert re.search(rf"process {pid} \(forked, parent {known['root']}\)", result.stderr)
-    assert result.stderr.count("  ended      ended by ") == 2, result.stderr
+    for pid in known["workers"]:  # in the text: its table, or its line in the table
+        # (3.14+ start a fork server: the workers are forked from it, not from the root)
+        assert re.search(rf"(?m)process {pid} \(forked, parent \d+\)|^\s+{pid} fork ",
+                         result.stderr), result.stderr
 
 
 EXECUTOR = textwrap.dedent("""\
