@@ -49,9 +49,12 @@ TRUE_VALUES = ("1", "true", "yes", "on")
 #: The test in bump_global_activate.pth skips these without importing anything.
 FALSE_VALUES = ("", "0", "false", "no", "off")
 
-#: Smallest region accepted: one chunk of the GIL arena (GIL_CHUNK in the C core,
-#: exported as _core.MIN_SIZE; tests/test_core_layout.py checks that they agree).
-MIN_SIZE = 1 << 20
+#: Smallest region accepted (MIN_SIZE in the C core, core/internal.h, exported as
+#: _core.MIN_SIZE; tests/test_core_layout.py checks that they agree): what the
+#: interpreter allocates after the install must fit, or a program under
+#: on_exhausted="error" fails at once.  scripts/min_size.py measures it per version
+#: (9 MiB at most: install() then report() on 3.15); this leaves room for more.
+MIN_SIZE = 16 << 20
 #: Upper bound of the automatic default size, whatever the machine.
 AUTO_SIZE_MAX = 1 << 40
 #: The default size where the machine's memory is unknown.
@@ -127,8 +130,9 @@ def parse_size(value: "SizeLike") -> int:
         raise ValueError(f"invalid size {value!r}: {_SIZE_HELP}") from None
     if size < MIN_SIZE:
         raise ValueError(
-            f"invalid size {value!r}: the region must be at least 1M "
-            f"({MIN_SIZE} bytes); the default is half of physical memory ('auto')"
+            f"invalid size {value!r}: the region must be at least {MIN_SIZE >> 20}M "
+            f"({MIN_SIZE} bytes): smaller ones cannot hold what the interpreter allocates "
+            "after the install; the default is half of physical memory ('auto')"
         )
     return size
 

@@ -1,29 +1,43 @@
 """``bump-global plot``: draw ``--timeline`` files (region used, region resident, RSS).
 
 A timeline file (bump_global/_timeline.py) is CSV, with the header
-:data:`~bump_global._timeline.COLUMNS` and optionally a last ``pid`` column,
-or JSON lines with those keys (``pid`` optional).  A file without pids is one
-process.  The format is told by the content, not the file name.
+:data:`~bump_global._timeline.COLUMNS` then the process's columns ``pid``,
+``role`` and ``command`` (written with the csv module: a command may hold
+commas), or JSON lines with those keys.  Older files are read too: without the
+process's columns (one process), or with ``pid`` only.  The format is told by
+the content, not the file name.
 
 The picture has two panels sharing the time axis: the region (bytes handed
 out, solid; resident, dashed) above, the process RSS below.  Each process has
-its own colour; with one process the legend names the lines only.  Drawn with
+its own colour and is named once, in the upper legend, as ``PID ROLE: command``
+(shortened, head and tail); with several processes the lower panel also has a
+line for the whole tree: the sum of the processes' RSS over time, each process
+counting with its latest sample from its first sample to its last.  Drawn with
 matplotlib's Agg canvas (no pyplot, no display, no global backend change).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from bump_global._timeline import COLUMNS
+from bump_global._timeline import COLUMNS, PROCESS_COLUMNS
 
 #: One process's samples: times, used, region resident (None: unknown), RSS.
 Series = Tuple[List[float], List[int], List[Optional[int]], List[int]]
 
-#: The columns of a timeline with pids.
+#: The columns of a timeline with pids (an older version's).
 COLUMNS_WITH_PID = (*COLUMNS, "pid")
+#: The columns of a timeline with the process's pid, role and command.
+COLUMNS_WITH_PROCESS = (*COLUMNS, *PROCESS_COLUMNS)
+
+#: What a legend keeps of a process's command (head and tail).
+LABEL_WIDTH = 60
+
+#: Processes: pid -> (role, command), as the file says ("" where it does not).
+Processes = Dict[int, Tuple[str, str]]
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
            "#17becf", "#7f7f7f", "#bcbd22")
@@ -72,37 +86,51 @@ def _time(path: str, where: str, text: Any) -> float:
 
 
 def _add(series: Dict[int, Series], path: str, where: str, values: Sequence[Any],
-         pid: Any) -> None:
+         pid: Any) -> int:
     t = _time(path, where, values[0])
     used = _int(path, where, "used_bytes", values[1])
     resident = _int(path, where, "region_resident_bytes", values[2], optional=True)
     rss = _int(path, where, "rss_bytes", values[3])
-    key = 0 if pid is None else _int(path, where, "pid", pid)
-    times, used_col, resident_col, rss_col = series.setdefault(key or 0, ([], [], [], []))
+    key = (0 if pid is None else _int(path, where, "pid", pid)) or 0
+    times, used_col, resident_col, rss_col = series.setdefault(key, ([], [], [], []))
     times.append(t)
     used_col.append(used or 0)
     resident_col.append(resident)
     rss_col.append(rss or 0)
+    return key
 
 
-def _read_csv(path: str, lines: List[str], series: Dict[int, Series]) -> bool:
-    header = tuple(cell.strip() for cell in lines[0].split(","))
-    if header not in (COLUMNS, COLUMNS_WITH_PID):
+def _text(path: str, where: str, name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{path}: {where}: {name} must be text, not {value!r}")
+    return value
+
+
+def _read_csv(path: str, lines: List[str], series: Dict[int, Series],
+              processes: Processes) -> None:
+    rows = csv.reader(lines)
+    header = tuple(cell.strip() for cell in next(rows))
+    if header not in (COLUMNS, COLUMNS_WITH_PID, COLUMNS_WITH_PROCESS):
         raise ValueError(f"{path}: line 1: the CSV header is {','.join(header)!r}; expected "
-                         f"{','.join(COLUMNS)!r}, optionally followed by ',pid'")
-    with_pid = header == COLUMNS_WITH_PID
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
+                         f"{','.join(COLUMNS)!r}, optionally followed by "
+                         f"',{','.join(PROCESS_COLUMNS)}' or ',pid'")
+    for number, cells in enumerate(rows, start=2):
+        if not cells or not "".join(cells).strip():
             continue
-        cells = [cell.strip() for cell in line.split(",")]
         if len(cells) != len(header):
             raise ValueError(f"{path}: line {number}: {len(cells)} fields, expected "
                              f"{len(header)} ({','.join(header)})")
-        _add(series, path, f"line {number}", cells, cells[4] if with_pid else None)
-    return with_pid
+        cells = [cell.strip() for cell in cells[:len(COLUMNS_WITH_PID)]] + cells[5:]
+        pid = _add(series, path, f"line {number}", cells,
+                   cells[4] if len(header) > len(COLUMNS) else None)
+        if len(header) == len(COLUMNS_WITH_PROCESS):
+            processes.setdefault(pid, (cells[5].strip(), cells[6]))
 
 
-def _read_json_lines(path: str, lines: List[str], series: Dict[int, Series]) -> bool:
+def _read_json_lines(path: str, lines: List[str], series: Dict[int, Series],
+                     processes: Processes) -> None:
     with_pid = None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -119,23 +147,27 @@ def _read_json_lines(path: str, lines: List[str], series: Dict[int, Series]) -> 
         missing = [name for name in COLUMNS if name not in record]
         if missing:
             raise ValueError(f"{path}: {where}: missing {', '.join(missing)} (a timeline "
-                             f"line has {', '.join(COLUMNS)}, and optionally pid)")
+                             f"line has {', '.join(COLUMNS)}, and optionally "
+                             f"{', '.join(PROCESS_COLUMNS)})")
         has_pid = "pid" in record
         if with_pid is None:
             with_pid = has_pid
         elif has_pid != with_pid:
             raise ValueError(f"{path}: {where}: some lines have a pid and some do not")
-        _add(series, path, where, [record[name] for name in COLUMNS], record.get("pid"))
-    return bool(with_pid)
+        pid = _add(series, path, where, [record[name] for name in COLUMNS], record.get("pid"))
+        if "role" in record or "command" in record:
+            processes.setdefault(pid, (_text(path, where, "role", record.get("role")),
+                                       _text(path, where, "command", record.get("command"))))
 
 
-def read_timeline(path: str) -> Dict[int, Series]:
-    """The samples of one timeline file per pid (0: a file without pids), in time order.
+def read_timeline_file(path: str) -> Tuple[Dict[int, Series], Processes]:
+    """The samples of one timeline file per pid (0: a file without pids), in time
+    order, and the processes' (role, command) where the file has them.
 
     Raises ValueError with one line naming the file and what is wrong.
     """
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8", newline="") as handle:
             text = handle.read()
     except OSError as exc:
         raise ValueError(f"{path}: cannot read it ({exc.strerror or exc})") from None
@@ -147,17 +179,51 @@ def read_timeline(path: str) -> Dict[int, Series]:
     if not lines:
         raise ValueError(f"{path}: empty: no samples to draw")
     series: Dict[int, Series] = {}
+    processes: Processes = {}
     if lines[0].lstrip().startswith("{"):
-        _read_json_lines(path, lines, series)
+        _read_json_lines(path, lines, series, processes)
     else:
-        _read_csv(path, lines, series)
+        try:
+            _read_csv(path, lines, series, processes)
+        except csv.Error as exc:
+            raise ValueError(f"{path}: not a CSV timeline ({exc})") from None
     if not series:
         raise ValueError(f"{path}: a header but no samples to draw")
     for key, (times, used, resident, rss) in series.items():
         order = sorted(range(len(times)), key=times.__getitem__)
         series[key] = ([times[i] for i in order], [used[i] for i in order],
                        [resident[i] for i in order], [rss[i] for i in order])
-    return series
+    return series, processes
+
+
+def read_timeline(path: str) -> Dict[int, Series]:
+    """The samples of one timeline file per pid (0: a file without pids), in time order.
+
+    Raises ValueError with one line naming the file and what is wrong.
+    """
+    return read_timeline_file(path)[0]
+
+
+def tree_rss(series: Dict[int, Series]) -> Tuple[List[float], List[int]]:
+    """The whole tree's RSS over time: at each sample's time, the sum of every
+    process's latest RSS sample, a process counting from its first sample to its
+    last (bump_global/_report.py's timeline_tree_peak is the peak of this)."""
+    spans = {pid: (data[0][0], data[0][-1]) for pid, data in series.items() if data[0]}
+    events = sorted((t, pid, rss) for pid, data in series.items()
+                    for t, rss in zip(data[0], data[3]))
+    current: Dict[int, int] = {}
+    times: List[float] = []
+    sums: List[int] = []
+    for t, pid, rss in events:
+        current[pid] = rss
+        for other in [p for p in current if spans[p][1] < t]:
+            del current[other]  # its last sample is past
+        if times and times[-1] == t:
+            sums[-1] = sum(current.values())
+        else:
+            times.append(t)
+            sums.append(sum(current.values()))
+    return times, sums
 
 
 def _unit(largest: float) -> Tuple[float, str]:
@@ -167,52 +233,83 @@ def _unit(largest: float) -> Tuple[float, str]:
     return 1.0, "bytes"
 
 
-def _label(path: str, pid: int, many_files: bool, many_processes: bool) -> str:
+def _label(path: str, pid: int, process: Optional[Tuple[str, str]], many_files: bool,
+           many_processes: bool) -> str:
+    """``[file, ]PID ROLE: command`` (the parts known), or "" for a lone process of a
+    lone file without a name."""
+    from bump_global._flamegraph import shorten
+
     parts = []
     if many_files:
         parts.append(os.path.basename(path))
-    if many_processes and pid:
-        parts.append(f"pid {pid}")
+    if pid and (many_processes or process):
+        who = f"{pid} {process[0]}" if process and process[0] else f"pid {pid}"
+        if process and process[1]:
+            who += f": {shorten(process[1], LABEL_WIDTH)}"
+        parts.append(who)
     return ", ".join(parts)
 
 
 def plot_timelines(paths: Sequence[str], output: str, title: Optional[str] = None) -> None:
     """Draw the timelines in `paths` as one PNG (or any format matplotlib saves) at `output`."""
+    fig = figure(paths, title)
+    try:
+        fig.savefig(output)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{output}: cannot write the picture ({exc})") from None
+
+
+def figure(paths: Sequence[str], title: Optional[str] = None) -> Any:
+    """The matplotlib Figure of the timelines in `paths` (what plot_timelines saves)."""
     if not paths:
         raise ValueError("no timeline files given: pass one or more files written by "
                          "bump-global run --sample MS --timeline FILE")
-    loaded = [(path, read_timeline(path)) for path in paths]  # bad input first
+    loaded = [(path, *read_timeline_file(path)) for path in paths]  # bad input first
     check_matplotlib("plot")
-    curves = [(path, pid, data) for path, by_pid in loaded for pid, data in sorted(by_pid.items())]
+    curves = [(path, pid, processes.get(pid), data) for path, by_pid, processes in loaded
+              for pid, data in sorted(by_pid.items(), key=lambda item: item[1][0][0])]
+    trees = [(path, tree_rss(by_pid)) for path, by_pid, _ in loaded if len(by_pid) > 1]
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     largest = 0
-    for _, _, (_, used, resident, rss) in curves:
+    for _, _, _, (_, used, resident, rss) in curves:
         known = [r for r in resident if r is not None]
         largest = max(largest, max(used), max(rss), max(known, default=0))
+    for _, (_, sums) in trees:
+        largest = max(largest, max(sums))
     scale, unit = _unit(float(largest))
-    fig = Figure(figsize=(10.0, 6.4), dpi=120)
-    FigureCanvasAgg(fig)
-    ax_region, ax_rss = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     many_files = len(paths) > 1
     many_processes = len(curves) > 1
-    for index, (path, pid, (times, used, resident, rss)) in enumerate(curves):
+    fig = Figure(figsize=(10.0, 6.4 + (0.22 * len(curves) if many_processes else 0.0)),
+                 dpi=120)
+    FigureCanvasAgg(fig)
+    ax_region, ax_rss = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    handles: List[Any] = []
+    for index, (path, pid, process, (times, used, resident, rss)) in enumerate(curves):
         color = PALETTE[index % len(PALETTE)]
-        name = _label(path, pid, many_files, many_processes)
-        prefix = f"{name}: " if name else ""
-        ax_region.plot(times, [u / scale for u in used], color=color, linewidth=1.8,
-                       label=f"{prefix}region used")
+        name = _label(path, pid, process, many_files, many_processes)
+        line, = ax_region.plot(times, [u / scale for u in used], color=color, linewidth=1.8,
+                               label=name or "region used")
         if any(r is not None for r in resident):
             shown = [float("nan") if r is None else r / scale for r in resident]
             ax_region.plot(times, shown, color=color, linewidth=1.4, linestyle="--",
-                           label=f"{prefix}region resident")
+                           label="_" if name else "region resident")
         ax_rss.plot(times, [r / scale for r in rss], color=color, linewidth=1.6,
-                    label=f"{prefix}RSS")
+                    label="_" if name else "RSS")
+        if name:
+            handles.append(line)
+    for path, (times, sums) in trees:
+        ax_rss.plot(times, [v / scale for v in sums], color="black", linewidth=2.2,
+                    drawstyle="steps-post",
+                    label="whole tree (sum of RSS)" + (f", {os.path.basename(path)}"
+                                                       if many_files else ""))
     ax_region.set_title("Region: bytes handed out (solid) and resident (dashed)", fontsize=11)
     ax_region.set_ylabel(unit)
-    ax_rss.set_title("Process RSS", fontsize=11)
+    ax_rss.set_title(("RSS of each process" + (" and of the whole tree" if trees else ""))
+                     if many_processes else "Process RSS", fontsize=11)
     ax_rss.set_ylabel(unit)
     ax_rss.set_xlabel("time since start (s)")
     for ax in (ax_region, ax_rss):
@@ -220,14 +317,23 @@ def plot_timelines(paths: Sequence[str], output: str, title: Optional[str] = Non
         ax.set_xlim(left=0)
         ax.grid(alpha=0.3)
         ax.set_axisbelow(True)
-        ax.legend(loc="upper left", fontsize=8, ncol=2 if many_processes else 1,
-                  framealpha=0.85)
+    if handles:  # one entry per process (its colour), under the picture
+        styles = [Line2D([], [], color="gray", linewidth=1.8, label="region used"),
+                  Line2D([], [], color="gray", linewidth=1.4, linestyle="--",
+                         label="region resident")]
+        ax_region.legend(handles=styles, loc="upper left", fontsize=8, framealpha=0.85)
+        fig.legend(handles=handles, loc="lower center", fontsize=8, framealpha=0.85,
+                   ncol=1 if len(handles) <= 4 else 2)  # as `columns` below
+        if trees:
+            ax_rss.legend(loc="upper left", fontsize=8, framealpha=0.85)
+    else:
+        for ax in (ax_region, ax_rss):
+            ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
     processes = len(curves)
     default = ", ".join(os.path.basename(p) for p in paths)
     subtitle = f" ({processes} processes)" if processes > len(paths) else ""
     fig.suptitle(f"{title or default}{subtitle}", fontsize=12)
-    fig.tight_layout()
-    try:
-        fig.savefig(output)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{output}: cannot write the picture ({exc})") from None
+    columns = 1 if len(handles) <= 4 else 2
+    rows = -(-len(handles) // columns)
+    fig.tight_layout(rect=(0.0, min(0.45, 0.03 * rows + 0.01) if handles else 0.0, 1.0, 1.0))
+    return fig

@@ -14,7 +14,7 @@ import platform
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
-from bump_global._api import guarded, is_installed, memory, stats
+from bump_global._api import is_installed, memory, stats
 from bump_global._api import wall_time as _since_install
 from bump_global._config import default_size, format_size
 from bump_global._flamegraph import command_text, process_label, shorten
@@ -112,12 +112,11 @@ def format_record(record: Dict[str, Any], title: str = "bump_global report") -> 
     lines += [
         _row("region", f"{format_size(region['reserved'])} reserved"
                        f"{_budget_note(region['reserved'])}",
-             f"{format_size(region['used'])} used ({_pct(region['used'], region['reserved'])})",
-             f"{resident} resident"),
+             _used_cell(region["used"], region["reserved"]), f"{resident} resident"),
     ]
-    if c["bytes_prefaulted"]:
-        lines.append(_row("prefault", f"{format_size(c['bytes_prefaulted'])} faulted in "
-                                      "ahead (helper thread or 1 MiB populates)"))
+    prefault = _prefault_cell(c["bytes_prefaulted"], region.get("consumed"))
+    if prefault:
+        lines.append(_row("prefault", prefault))
     lines.append(_row("blocks", f"{c['allocations']:,} allocations "
                                 f"({c['large_allocations']:,} large)",
                       f"{c['frees_ignored']:,} frees ignored"))
@@ -155,6 +154,38 @@ def format_record(record: Dict[str, Any], title: str = "bump_global report") -> 
     if record.get("sites") is not None:
         lines.extend(format_sites(record["sites"], TOP_SITES, _row, format_size))
     return "\n".join(lines)
+
+
+def _used_cell(used: int, reserved: int) -> str:
+    """``X used (P%)``; past 100% only under on_exhausted="error", once the region
+    was full: the emergency reserve beyond the region (EMERGENCY_RESERVE, core/
+    exhausted.c) then serves the MemoryError's unwinding, and the cell says so."""
+    cell = f"{format_size(used)} used ({_pct(used, reserved)})"
+    if reserved and used > reserved:
+        cell = (f"{format_size(used)} used ({_pct(used, reserved)}: "
+                f"{format_size(used - reserved)} beyond the budget, from the emergency "
+                "reserve that on_exhausted='error' opens for the MemoryError)")
+    return cell
+
+
+def _prefault_cell(prefaulted: int, consumed: Optional[int]) -> str:
+    """The prefault row's text ('' when nothing was faulted ahead).
+
+    The counter (``bytes_prefaulted``, kept as it is in the JSON) adds up the
+    page-rounded ranges of the populate calls: the helper thread's window ahead of
+    each area's top, and each chunk the program populates itself while no core is
+    idle.  Near the end of the budget a chunk is a single block, so the same page is
+    populated, and counted, once per block: the sum can pass what the region handed
+    out, even its size.  No cap would be exact (the first 32 MiB are never faulted
+    ahead; a window may lie past what was taken), so past what was taken the row
+    says what the figure is and why it is larger, instead of reading as a size."""
+    if not prefaulted:
+        return ""
+    if consumed is None or prefaulted <= consumed:
+        return f"{format_size(prefaulted)} faulted in ahead (helper thread or 1 MiB populates)"
+    return (f"populate calls covered {format_size(prefaulted)}, more than the "
+            f"{format_size(consumed)} taken: near a full region each block's page was "
+            "populated (and counted) again")
 
 
 def _numpy_row(figures: Dict[str, int]) -> str:
@@ -386,26 +417,52 @@ def timeline_tree_peak(rows: Sequence[Tuple[Any, ...]]) -> Optional[int]:
     return peak
 
 
+def _guard_switch() -> Any:
+    """The C core's report_guard (None without the core), taken at import."""
+    from bump_global._errors import BumpGlobalError, load_core
+
+    try:
+        return load_core().report_guard
+    except BumpGlobalError:
+        return None
+
+
+#: The guard of report() and report_dict(), a C function taken at import (under the
+#: package's guarded import) and called directly: a guard object made at the call, or
+#: a ``with`` block's bound __enter__, is an allocation before the guard is on, which
+#: a region that the report's own imports just filled refuses under
+#: on_exhausted="error" (report() right after install() raised MemoryError).
+_SWITCH = _guard_switch()
+
+
 def report(wall_time: Optional[float] = None) -> str:
     """A compact human table of :func:`bump_global.stats` and :func:`bump_global.memory`.
 
     `wall_time` (seconds) is shown as given; by default, the time since install.
     It works after the region filled (see :class:`bump_global._api.guarded`).
     """
-    with guarded():
+    previous = _SWITCH(True) if _SWITCH is not None else False
+    try:
         sites_end = sequence()
         return format_report(stats() if is_installed() else None, memory(),
                              _since_install(wall_time), sites_end)
+    finally:
+        if _SWITCH is not None:
+            _SWITCH(previous)
 
 
 def report_dict(wall_time: Optional[float] = None) -> Dict[str, Any]:
     """The report as a JSON-ready dict, schema ``bump_global.report/1`` (docs/report.md)."""
-    with guarded():
+    previous = _SWITCH(True) if _SWITCH is not None else False
+    try:
         sites_end = sequence()
         return {"schema": SCHEMA, **record_dict(stats() if is_installed() else None,
                                                 memory(), _since_install(wall_time),
                                                 sites_end=sites_end),
                 **_environment()}
+    finally:
+        if _SWITCH is not None:
+            _SWITCH(previous)
 
 
 report.__module__ = report_dict.__module__ = "bump_global"

@@ -257,9 +257,11 @@ def _ours(location: Location) -> bool:
 
 def _without_the_tool(stack: Tuple[Location, ...]) -> Tuple[Location, ...]:
     """`stack` (innermost first) without its outermost frames that are the command
-    line's, which runs the target (python's own tracebacks hide them too)."""
+    line's, which runs the target (python's own tracebacks hide them too).  A stack
+    that is all the command line's (reading and compiling the program's script)
+    becomes empty, as python's own loading of a script has no Python frame."""
     end = len(stack)
-    while end > 1 and _ours(stack[end - 1]):
+    while end > 0 and _ours(stack[end - 1]):
         end -= 1
     return stack[:end]
 

@@ -126,7 +126,7 @@ def test_off_does_not_even_import(py, env: Dict[str, str]) -> None:
 @pytest.mark.parametrize(("env", "variable", "hint"), [
     ({"BUMP_GLOBAL": "maybe"}, "BUMP_GLOBAL", "true"),
     ({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_SIZE": "lots"}, "BUMP_GLOBAL_SIZE", "'512M'"),
-    ({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_SIZE": "1K"}, "BUMP_GLOBAL_SIZE", "at least 1M"),
+    ({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_SIZE": "1K"}, "BUMP_GLOBAL_SIZE", "at least 16M"),
     ({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_SCOPE": "all"}, "BUMP_GLOBAL_SCOPE", "'objects'"),
     ({"BUMP_GLOBAL": "1", "BUMP_GLOBAL_ON_EXHAUSTED": "crash"},
      "BUMP_GLOBAL_ON_EXHAUSTED", "'fallback'"),

@@ -166,8 +166,8 @@ def test_multiprocessing_under_env_activation(tmp_path, activation_available, me
 def test_exhaustion_fallback_keeps_running(py):
     out = py("""
         import bump_global, json
-        bump_global.install("4M", on_exhausted="fallback")
-        data = [str(i) * 5 for i in range(500000)]      # far more than 4 MiB
+        bump_global.install("16M", on_exhausted="fallback")
+        data = [str(i) * 5 for i in range(1000000)]     # far more than 16 MiB
         ok = all(d == str(i) * 5 for i, d in enumerate(data))
         s = bump_global.stats()
         print(json.dumps([ok, s.used <= s.reserved, s.fallback_allocations,
@@ -175,15 +175,15 @@ def test_exhaustion_fallback_keeps_running(py):
     """).stdout
     ok, bounded, fallbacks, fallback_bytes, failed = json.loads(out)
     assert ok and bounded and failed == 0
-    assert fallbacks > 100000 and fallback_bytes > 4 << 20
+    assert fallbacks > 100000 and fallback_bytes > 16 << 20
 
 
 def test_exhaustion_error_raises_memory_error_and_survives(py):
     proc = py("""
         import bump_global
-        bump_global.install("8M", on_exhausted="error")
+        bump_global.install("16M", on_exhausted="error")
         try:
-            big = bytearray(16 << 20)
+            big = bytearray(32 << 20)
         except MemoryError:
             print("large: MemoryError")
         items = []
@@ -206,7 +206,7 @@ def test_exhaustion_error_raises_memory_error_and_survives(py):
 def test_exhaustion_error_uncaught_exits_with_a_traceback(py):
     proc = py("""
         import bump_global
-        bump_global.install("4M", on_exhausted="error")
+        bump_global.install("16M", on_exhausted="error")
         items = []
         while True:
             items.append(str(len(items)))

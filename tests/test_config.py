@@ -8,16 +8,16 @@ from bump_global._config import MIN_SIZE, Config, format_size, parse_size
 @pytest.mark.parametrize(
     "value, expected",
     [
-        (1 << 20, 1 << 20),
+        (16 << 20, 16 << 20),
         ("1G", 1 << 30),
         ("512M", 512 << 20),
         ("4G", 4 << 30),
         ("64GiB", 64 << 30),
         ("64gib", 64 << 30),
-        ("2048K", 2 << 20),
-        ("2048KB", 2 << 20),
+        ("20480K", 20 << 20),
+        ("20480KB", 20 << 20),
         ("1.5G", 3 << 29),
-        (" 8 M ", 8 << 20),
+        (" 32 M ", 32 << 20),
         ("1T", 1 << 40),
         ("16777216", 16 << 20),
         ("16777216B", 16 << 20),
@@ -37,10 +37,12 @@ def test_parse_size_rejects_with_help(value):
 
 
 def test_parse_size_minimum_and_maximum():
-    with pytest.raises(ValueError, match="at least 1M"):
+    assert parse_size(MIN_SIZE) == parse_size("16M") == MIN_SIZE
+    with pytest.raises(ValueError, match="at least 16M") as info:
         parse_size(MIN_SIZE - 1)
-    with pytest.raises(ValueError, match="at least 1M"):
-        parse_size("512K")
+    assert "cannot hold what the interpreter allocates after the install" in str(info.value)
+    with pytest.raises(ValueError, match="at least 16M"):
+        parse_size("1M")
     with pytest.raises(ValueError, match="too large"):
         parse_size("100000000T")
 

@@ -85,7 +85,7 @@ def test_bad_arguments_raise_value_error_and_install_nothing(py):
     """).stdout.splitlines()
     assert out[-1] == "False"
     assert [line.split()[0] for line in out[:-1]] == ["ValueError"] * 4
-    assert "expected a number of bytes" in out[0] and "at least 1M" in out[1]
+    assert "expected a number of bytes" in out[0] and "at least 16M" in out[1]
     assert "expected one of 'objects'" in out[2] and "expected one of 'fallback'" in out[3]
 
 

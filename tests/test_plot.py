@@ -201,3 +201,136 @@ def test_the_plot_command_without_matplotlib_says_how_to_install_it(tmp_path, ca
     assert (code, out) == (2, "")
     assert "plot needs matplotlib" in err and "pip install 'bump_global[plot]'" in err
     assert len(err.splitlines()) == 1
+
+
+def with_processes(path: Path, by_pid: dict, processes: dict) -> Path:
+    """A timeline as bump-global run writes it now: the COLUMNS, then pid, role and command
+    (CSV through the csv module, as bump_global/_timeline.py writes it)."""
+    import csv
+    import io
+
+    from bump_global._timeline import write_rows
+
+    rows = [(pid, *sample) for pid, samples in by_pid.items() for sample in samples]
+    out = io.StringIO()
+    write_rows(out.write, rows, path.suffix == ".csv", processes)
+    path.write_text(out.getvalue())
+    if path.suffix == ".csv":  # the file is what the csv module reads back
+        assert next(csv.reader(io.StringIO(out.getvalue())))[-3:] == ["pid", "role", "command"]
+    return path
+
+
+PROCESSES = {101: ("root", "build.py --jobs 2"),
+             202: ("fork", "build.py --jobs 2"),
+             303: ("spawn", '-c import json, sys; print("a, b")  # a command with commas')}
+
+
+@pytest.mark.parametrize("name", ["p.csv", "p.jsonl"])
+def test_a_timeline_with_the_process_columns_reads_roles_and_commands(tmp_path, name):
+    from bump_global._plot import read_timeline_file
+
+    by_pid = {101: rows(20, 1000), 202: rows(10, 3000), 303: rows(5, 500)}
+    series, processes = read_timeline_file(str(with_processes(tmp_path / name, by_pid,
+                                                              PROCESSES)))
+    assert sorted(series) == [101, 202, 303]
+    assert series[202][1] == [s[1] for s in by_pid[202]]
+    assert processes == PROCESSES  # commas and quotes intact
+
+
+def test_older_timelines_have_no_processes_and_still_read(tmp_path):
+    from bump_global._plot import read_timeline_file
+
+    for path in (write_timeline(tmp_path / "old.csv", rows(5, 10)),
+                 with_pids(tmp_path / "pids.csv", {7: rows(5, 10)}),
+                 with_pids(tmp_path / "pids.jsonl", {7: rows(5, 10)})):
+        series, processes = read_timeline_file(str(path))
+        assert len(series) == 1 and processes == {}
+
+
+def test_the_whole_tree_counts_each_process_between_its_first_and_last_sample():
+    from bump_global._plot import tree_rss
+
+    series = {1: ([0.0, 0.1, 0.2, 0.3], [0] * 4, [None] * 4, [100, 110, 120, 130]),
+              2: ([0.1, 0.2], [0] * 2, [None] * 2, [50, 60]),
+              3: ([0.25], [0], [None], [7])}
+    times, sums = tree_rss(series)
+    assert times == [0.0, 0.1, 0.2, 0.25, 0.3]
+    # 2 counts from 0.1 to 0.2, 3 only at 0.25 (its one sample)
+    assert sums == [100, 110 + 50, 120 + 60, 120 + 7, 130]
+    from bump_global._report import timeline_tree_peak
+
+    merged = [(pid, t, 0, None, rss) for pid, data in series.items()
+              for t, rss in zip(data[0], data[3])]
+    assert max(sums) == timeline_tree_peak(merged)
+
+
+def test_processes_are_labelled_pid_role_command_and_the_tree_has_its_line(tmp_path):
+    pytest.importorskip("matplotlib")
+    from bump_global._flamegraph import shorten
+    from bump_global._plot import LABEL_WIDTH, figure
+
+    long_command = "-c " + "x = 1; " * 30 + "print('the end')"
+    processes = {**PROCESSES, 404: ("spawn", long_command)}
+    by_pid = {101: rows(40, 1 << 20), 202: rows(20, 1 << 19), 303: rows(10, 1 << 18),
+              404: rows(10, 1 << 18)}
+    path = with_processes(tmp_path / "tree.csv", by_pid, processes)
+    fig = figure([str(path)])
+    (legend,) = fig.legends
+    labels = [text.get_text() for text in legend.get_texts()]
+    assert labels[:2] == ["101 root: build.py --jobs 2", "202 fork: build.py --jobs 2"]
+    assert labels[2] == f"303 spawn: {shorten(PROCESSES[303][1], LABEL_WIDTH)}"
+    assert labels[2].startswith('303 spawn: -c import json, sys; print("a, b")')
+    shortened = labels[3][len("404 spawn: "):]
+    assert len(shortened) == LABEL_WIDTH and "..." in shortened
+    assert shortened.startswith("-c x = 1;") and shortened.endswith("print('the end')")
+    ax_region, ax_rss = fig.axes
+    tree = [line for line in ax_rss.get_lines() if line.get_label().startswith("whole tree")]
+    assert len(tree) == 1
+    firsts = [line.get_ydata()[0] for line in ax_rss.get_lines() if line is not tree[0]]
+    assert len(firsts) == 4 and tree[0].get_ydata()[0] == pytest.approx(sum(firsts))
+    out = tmp_path / "tree.png"
+    fig.savefig(str(out))
+    width, height = png_size(out)
+    assert 600 <= width <= 3000 and 400 <= height <= 3000
+
+
+def test_one_process_has_no_tree_line(tmp_path):
+    pytest.importorskip("matplotlib")
+    from bump_global._plot import figure
+
+    path = with_processes(tmp_path / "one.jsonl", {5: rows(20, 1 << 20)},
+                          {5: ("root", "-c pass")})
+    fig = figure([str(path)])
+    ax_region, ax_rss = fig.axes
+    assert not [line for line in ax_rss.get_lines() if "tree" in line.get_label()]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["5 root: -c pass"]
+
+
+def test_a_real_program_of_several_processes_is_drawn_with_its_labels(tmp_path):
+    """bump-global run --sample --timeline on a program that forks, then plot."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("matplotlib")
+    from bump_global._plot import figure, read_timeline_file
+
+    script = tmp_path / "tree.py"
+    script.write_text("import os, time\n"
+                      "keep = [str(i) for i in range(100000)]\n"
+                      "pid = os.fork()\n"
+                      "if pid == 0:\n"
+                      "    more = [str(i) for i in range(200000)]\n"
+                      "    time.sleep(0.1)\n"
+                      "    os._exit(0)\n"
+                      "os.waitpid(pid, 0)\n")
+    timeline = tmp_path / "t.csv"
+    proc = subprocess.run([sys.executable, "-m", "bump_global", "run", "--sample", "5",
+                           "--timeline", str(timeline), "tree.py"], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    series, processes = read_timeline_file(str(timeline))
+    assert len(series) == 2 and sorted(role for role, _ in processes.values()) == ["fork",
+                                                                                   "root"]
+    labels = [t.get_text() for t in figure([str(timeline)]).legends[0].get_texts()]
+    assert sorted(label.split(" ", 1)[1] for label in labels) == ["fork: tree.py",
+                                                                  "root: tree.py"]

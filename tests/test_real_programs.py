@@ -294,3 +294,273 @@ def test_kept_objects_give_the_same_counters_through_the_env_and_the_cli(tmp_pat
         assert c["allocations"] > TUPLES
     for key in ("frees_ignored", "allocations"):
         assert abs(counters[0][key] - counters[1][key]) < TUPLES // 10, (key, counters)
+
+
+# ------------------------------------------------------------------ every process, every ending
+#
+# The idioms people write, run through `bump-global run` (a supervisor that reports when the
+# program has ended, however) and through BUMP_GLOBAL=1 (the root reports at its exit; a
+# watcher if it is killed): every worker is in the JSON with its own figures and how it ended.
+
+POOL = textwrap.dedent("""\
+    import json, multiprocessing as mp, os, sys
+
+    def w(n):
+        keep = [str(i) for i in range(n)]
+        return len(keep), os.getpid()
+
+    if __name__ == "__main__":
+        parents_own = [str(i) for i in range(500000)]  # what a forked worker inherits
+        with mp.Pool(2) as p:
+            workers = [q.pid for q in p._pool]
+            done = p.map(w, [10**5, 2*10**5, 3*10**5, 4*10**5])
+        print([n for n, _ in done])
+        with open(sys.argv[1], "w") as out:
+            json.dump({"root": os.getpid(), "workers": workers,
+                       "tasks": [[n, pid] for n, pid in done]}, out)
+    """)
+
+
+def run_cli(args: Sequence[str], out: Path, *, cwd: Path, env: Optional[Mapping[str, str]] = None,
+            timeout: float = 120) -> subprocess.CompletedProcess:
+    """`bump-global run --report --json OUT ARGS` from a clean environment."""
+    return run(["-m", "bump_global", "run", "--report", "--json", str(out), *args], env=env,
+               cwd=cwd, timeout=timeout)
+
+
+def test_the_pool_idiom_reports_both_workers_with_their_own_figures(tmp_path):
+    """`with mp.Pool(2) as p: p.map(...)`: Pool.__exit__ terminates the workers (SIGTERM),
+    or they have already ended through os._exit; both are reported either way, each with
+    what it did itself: the strings of its own tasks, not the 500,000 of the root it was
+    forked from.  scripts/pool_endings.py repeats this and compares the totals."""
+    (tmp_path / "pool.py").write_text(POOL)
+    out, facts = tmp_path / "r.json", tmp_path / "facts.json"
+    result = run_cli(["pool.py", str(facts)], out, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == "[100000, 200000, 300000, 400000]\n"
+    data, known = load_report(out), json.loads(facts.read_text())
+    by_pid = {p["pid"]: p for p in data["processes"]}
+    assert data["processes"][0]["pid"] == known["root"]
+    for pid in known["workers"]:
+        assert pid in by_pid, f"worker {pid} is not reported: {sorted(by_pid)} {data['missing']}"
+        worker = by_pid[pid]
+        assert worker["installed"] and worker["exit"] in ("os._exit", "signal"), worker["exit"]
+        assert worker["exit"] != "signal" or worker["signal"] == "SIGTERM"
+        strings = sum(n for n, done_by in known["tasks"] if done_by == pid)
+        # Its own strings (one block each, and more for the ints and the list), and not the
+        # root's 500,000 strings (a forked child's figures start at the fork).
+        assert strings <= worker["counters"]["allocations"] < 5 * strings + 400000, (
+            strings, worker["counters"])
+    assert_totals_add_up(data)
+    for pid in known["workers"]:  # in the text: its table, or its line in the table
+        # (3.14+ start a fork server: the workers are forked from it, not from the root)
+        assert re.search(rf"(?m)process {pid} \(forked, parent \d+\)|^\s+{pid} fork ",
+                         result.stderr), result.stderr
+
+
+EXECUTOR = textwrap.dedent("""\
+    import json, os, signal, sys
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    def w(n):
+        keep = [str(i) for i in range(n)]
+        return len(keep), os.getpid()
+
+    def crash(how, pid_file):
+        keep = [str(i) for i in range(50000)]
+        with open(pid_file, "w") as out:
+            out.write(str(os.getpid()))
+        if how == "exit":
+            os._exit(3)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if __name__ == "__main__":
+        how, facts = sys.argv[1], sys.argv[2]
+        with ProcessPoolExecutor(2) as ex:
+            done = list(ex.map(w, [10**5, 2*10**5]))
+            workers = sorted(ex._processes)
+            if how != "none":
+                try:
+                    ex.submit(crash, how, facts + ".crashed").result()
+                except BrokenProcessPool:
+                    print("broken")
+        print([n for n, _ in done])
+        with open(facts, "w") as out:
+            json.dump({"workers": workers, "tasks": [[n, pid] for n, pid in done]}, out)
+    """)
+
+
+@pytest.mark.parametrize("how", ["none", "exit", "kill"])
+def test_process_pool_executor_workers_are_reported_with_how_they_ended(tmp_path, how):
+    """ProcessPoolExecutor: its workers end through os._exit; a task that calls os._exit(3)
+    or is killed by SIGKILL breaks the pool (BrokenProcessPool), and the executor
+    terminates the other worker.  Every worker is reported, with how it ended."""
+    (tmp_path / "ex.py").write_text(EXECUTOR)
+    out, facts = tmp_path / "r.json", tmp_path / "facts.json"
+    result = run_cli(["ex.py", how, str(facts)], out, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == ("" if how == "none" else "broken\n") + "[100000, 200000]\n"
+    data, known = load_report(out), json.loads(facts.read_text())
+    by_pid = {p["pid"]: p for p in data["processes"]}
+    missing = [pid for pid in known["workers"] if pid not in by_pid]
+    assert not missing, f"workers {missing} not reported: {data['missing']}"
+    endings = {pid: (by_pid[pid]["exit"], by_pid[pid].get("signal"))
+               for pid in known["workers"]}
+    for n, pid in known["tasks"]:
+        assert by_pid[pid]["counters"]["allocations"] >= n
+    if how == "none":
+        assert set(endings.values()) <= {("os._exit", None), ("normal", None)}, endings
+    else:
+        crashed = int(Path(str(facts) + ".crashed").read_text())
+        assert crashed in endings, (crashed, endings)
+        assert endings[crashed] == (("os._exit", None) if how == "exit" else ("killed", None))
+        # Its 50,000 strings before it died (a SIGKILL: as of its recorder's last tick).
+        assert by_pid[crashed]["counters"]["allocations"] >= (50000 if how == "exit" else 1)
+        for pid, ending in endings.items():
+            if pid != crashed:  # terminated by the executor, or ended already
+                assert ending in (("signal", "SIGTERM"), ("os._exit", None)), endings
+    assert_totals_add_up(data)
+
+
+# A root that runs until something ends it: it says "ready" once it allocates.
+FOREVER = "x = []\nprint('ready', flush=True)\nwhile 1: x.append(str(len(x)))"
+
+
+def _report_of(path: Path, wait: float = 20) -> Dict[str, Any]:
+    """The JSON report at `path`, waiting for it (a watcher writes it just after the
+    root ended)."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return load_report(path)
+
+
+@pytest.mark.parametrize("how", ["cli", "env"])
+def test_a_root_killed_by_timeout_is_reported_with_the_figures_of_its_end(tmp_path, how):
+    """`timeout 3 bump-global run --report --json r.json -c ...`: timeout sends SIGTERM to
+    the process group and exits 124; the report is printed and r.json has the root's
+    figures as of its end, marked SIGTERM."""
+    timeout = shutil.which("timeout")
+    if timeout is None:
+        pytest.skip("no timeout command (GNU coreutils)")
+    out = tmp_path / "r.json"
+    if how == "cli":
+        args = [timeout, "3", sys.executable, "-m", "bump_global", "run", "--report", "--json",
+                str(out), "-c", FOREVER]
+        env: Mapping[str, str] = {}
+    else:
+        args = [timeout, "3", sys.executable, "-c", FOREVER]
+        env = {**BUMP, "BUMP_GLOBAL_REPORT": "1", "BUMP_GLOBAL_JSON": str(out)}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED)}
+    # stderr is a file: the watcher (env) keeps it open after timeout has exited.
+    with (tmp_path / "stderr").open("w+") as err:
+        result = subprocess.run(args, stdout=subprocess.PIPE, stderr=err, text=True,
+                                env={**full_env, **env}, cwd=tmp_path, timeout=60)
+        data = _report_of(out)
+        err.seek(0)
+        stderr = err.read()
+    assert result.returncode == 124 and result.stdout == "ready\n"
+    (root,) = data["processes"]
+    assert root["exit"] == "signal" and root["signal"] == "SIGTERM", root["exit"]
+    assert root["counters"]["allocations"] > 10000 and root["region"]["used"] > 1 << 20
+    # The command as typed (under BUMP_GLOBAL=1 before 3.10, which has no sys.orig_argv,
+    # python keeps only "-c" of it).
+    assert root["argv"] == ["-c", FOREVER] or (how == "env" and sys.version_info < (3, 10)
+                                               and root["argv"] == ["-c"]), root["argv"]
+    assert "bump_global report" in stderr and "ended by SIGTERM" in stderr, stderr
+
+
+def _interrupt(args: Sequence[str], env: Mapping[str, str], cwd: Path, signo: int,
+               whom: str = "group") -> Tuple[int, str, str]:
+    """Start `python ARGS` in a session of its own, wait for its "ready", send `signo` to
+    its process group (as a terminal's Ctrl-C does) or to the process; (status, stdout,
+    stderr)."""
+    import signal as _signal
+    import time
+
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED)}
+    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**full_env, **env},
+                            cwd=cwd, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first == "ready\n", first + proc.communicate(timeout=30)[1]
+        time.sleep(0.3)  # it allocates meanwhile
+        if whom == "group":
+            os.killpg(proc.pid, signo)
+        else:
+            os.kill(proc.pid, signo)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, _signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, first + out, err
+
+
+@pytest.mark.parametrize("how", ["cli", "env"])
+def test_a_root_interrupted_by_ctrl_c_is_reported_and_dies_of_sigint(tmp_path, how):
+    """SIGINT to the process group, as Ctrl-C does: KeyboardInterrupt in the program, the
+    report printed, and the status the signal gives (-2 from Popen, 130 from a shell)."""
+    import signal as _signal
+
+    out = tmp_path / "r.json"
+    if how == "cli":
+        args = ["-m", "bump_global", "run", "--report", "--json", str(out), "-c", FOREVER]
+        env: Dict[str, str] = {}
+    else:
+        args = ["-c", FOREVER]
+        env = {**BUMP, "BUMP_GLOBAL_REPORT": "1", "BUMP_GLOBAL_JSON": str(out)}
+    status, stdout, stderr = _interrupt(args, env, tmp_path, _signal.SIGINT)
+    assert status == -_signal.SIGINT and stdout == "ready\n", stderr[-3000:]
+    assert "KeyboardInterrupt" in stderr and "bump_global report" in stderr, stderr
+    (root,) = _report_of(out)["processes"]
+    assert root["counters"]["allocations"] > 10000
+    if how == "cli":  # the supervisor saw the program die of SIGINT
+        assert (root["exit"], root.get("signal")) == ("signal", "SIGINT")
+
+
+HANDLES_SIGTERM = textwrap.dedent("""\
+    import signal, sys, time
+    def handler(signo, frame):
+        print("handled", flush=True)
+        sys.exit(7)
+    signal.signal(signal.SIGTERM, handler)
+    keep = [str(i) for i in range(30000)]
+    print("ready", flush=True)
+    while True:
+        time.sleep(0.01)
+    """)
+IGNORES_SIGTERM_HANDLING = "import time\nkeep = [str(i) for i in range(30000)]\n" \
+    "print('ready', flush=True)\nwhile True: time.sleep(0.01)\n"
+
+
+@pytest.mark.parametrize("how", ["cli", "env"])
+@pytest.mark.parametrize("handles", [True, False], ids=["own-handler", "default"])
+def test_sigterm_keeps_its_meaning_for_the_program(tmp_path, how, handles):
+    """A program that handles SIGTERM still does (its handler runs, it exits with its own
+    status); one that does not still dies of it.  Both are reported."""
+    import signal as _signal
+
+    code = HANDLES_SIGTERM if handles else IGNORES_SIGTERM_HANDLING
+    out = tmp_path / "r.json"
+    if how == "cli":  # SIGTERM to bump-global itself: it passes it on to the program
+        args = ["-m", "bump_global", "run", "--report", "--json", str(out), "-c", code]
+        env: Dict[str, str] = {}
+    else:
+        args = ["-c", code]
+        env = {**BUMP, "BUMP_GLOBAL_REPORT": "1", "BUMP_GLOBAL_JSON": str(out)}
+    status, stdout, stderr = _interrupt(args, env, tmp_path, _signal.SIGTERM, whom="process")
+    if handles:
+        assert (status, stdout) == (7, "ready\nhandled\n"), stderr[-3000:]
+    else:
+        assert (status, stdout) == (-_signal.SIGTERM, "ready\n"), stderr[-3000:]
+    (root,) = _report_of(out)["processes"]
+    assert root["counters"]["allocations"] >= 30000
+    assert (root["exit"], root.get("signal")) == (("normal", None) if handles
+                                                  else ("signal", "SIGTERM"))
+    assert "bump_global report" in stderr

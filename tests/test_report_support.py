@@ -22,7 +22,7 @@ def test_report_guard_lets_a_full_region_under_error_allocate(py):
 import json
 import bump_global
 from bump_global import _core
-bump_global.install("2M", on_exhausted="error")
+bump_global.install("16M", on_exhausted="error")  # the least (MIN_SIZE)
 blocks = fill()
 s0 = bump_global.stats()
 was_on = _core.report_guard(True)
@@ -47,11 +47,11 @@ def test_fallback_frees_are_counted_apart_from_frees_of_blocks_from_before_the_i
 import json
 old = [str(i) * 30 for i in range(50000)]        # from before the install
 import bump_global
-bump_global.install("2M")                        # on_exhausted="fallback"
+bump_global.install("16M")                       # on_exhausted="fallback"
 s0 = bump_global.stats()
 del old
 s1 = bump_global.stats()
-blocks = [str(i) * 30 for i in range(100000)]   # overflows 2M
+blocks = [str(i) * 30 for i in range(300000)]   # overflows 16M
 b = bytearray()
 for i in range(200):
     b += b"y" * 1000                             # a fallback buffer that grows
@@ -91,8 +91,8 @@ raw_malloc, raw_realloc, raw_free = api.PyMem_RawMalloc, api.PyMem_RawRealloc, a
 raw_malloc.restype, raw_malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 raw_realloc.restype, raw_realloc.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t]
 raw_free.restype, raw_free.argtypes = None, [ctypes.c_void_p]
-bump_global.install("2M", scope="python")
-hold = [str(i) * 30 for i in range(100000)]      # the region is full from here on
+bump_global.install("16M", scope="python")
+hold = [str(i) * 30 for i in range(300000)]      # the region is full from here on
 s0 = bump_global.stats()
 N, T = 5000, 4
 def work(seed):

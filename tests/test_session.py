@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from bump_global import _report
+from bump_global import _config, _report
 from bump_global._config import default_size, memory_limit
 from bump_global._launch import child_environment
 
@@ -327,3 +327,209 @@ def test_a_report_after_the_region_filled_finishes_on_every_path(tmp_path: Path,
         assert "the region was full" in ours.stderr
     else:
         assert ours.stdout == "True\n"
+
+
+# ------------------------------------------------------------------ outputs checked first
+
+
+@pytest.mark.parametrize(("option", "extra"), [("--json", []),
+                                               ("--timeline", ["--sample", "10"])])
+def test_an_output_that_cannot_be_written_stops_run_before_the_program(
+        tmp_path: Path, option: str, extra: List[str]) -> None:
+    marker = tmp_path / "ran"
+    ours = run(["-m", "bump_global", "run", *extra, option, "/proc/out.file", "-c",
+                f"open({str(marker)!r}, 'w').close()"], tmp_path)
+    assert ours.returncode == 2 and ours.stdout == ""
+    (line,) = ours.stderr.splitlines()
+    assert line.startswith(f"bump-global: error: {option} '/proc/out.file': cannot be written"), \
+        line
+    assert "write elsewhere" in line
+    assert not marker.exists(), "the program ran"
+
+
+@pytest.mark.parametrize(("variable", "extra"), [
+    ("BUMP_GLOBAL_JSON", {}), ("BUMP_GLOBAL_TIMELINE", {"BUMP_GLOBAL_SAMPLE": "10"})])
+def test_an_output_variable_that_cannot_be_written_is_one_line_and_the_program_runs(
+        tmp_path: Path, variable: str, extra: Dict[str, str]) -> None:
+    ours = run(["-c", "print('ran')"], tmp_path,
+               clean_env(BUMP_GLOBAL="1", **{variable: "/proc/out.file"}, **extra))
+    assert (ours.returncode, ours.stdout) == (0, "ran\n")
+    (line,) = ours.stderr.splitlines()
+    assert f"{variable}='/proc/out.file'" in line and "nothing is written there" in line, line
+
+
+@pytest.mark.parametrize(("status", "expected"), [(0, 1), (3, 3)])
+def test_an_output_that_fails_at_the_end_is_one_line_and_a_failing_status(
+        tmp_path: Path, status: int, expected: int) -> None:
+    """The JSON's directory is removed while the program runs: the report is still
+    printed, one line says the JSON could not be written, and bump-global's status says
+    it failed (1 if the program's was 0; the program's own otherwise)."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = f"import shutil, sys; shutil.rmtree({str(gone)!r}); print('ran'); sys.exit({status})"
+    ours = run(["-m", "bump_global", "run", "--report", "--json", str(gone / "r.json"),
+                "-c", code], tmp_path)
+    assert (ours.returncode, ours.stdout) == (expected, "ran\n"), ours.stderr
+    assert "bump_global report" in ours.stderr  # the text report is still there
+    failures = [line for line in ours.stderr.splitlines() if "r.json" in line]
+    assert len(failures) == 1 and failures[0].startswith(
+        f"bump-global: error: cannot write the JSON report to {str(gone / 'r.json')!r}"), failures
+
+
+# ------------------------------------------------------------------ naming what was set
+
+
+@pytest.mark.parametrize(("args", "env", "named", "not_named"), [
+    ([], {"BUMP_GLOBAL_SIZE": "100000T"}, "BUMP_GLOBAL_SIZE", "--size"),
+    (["--size", "100000T"], {}, "--size", "BUMP_GLOBAL_SIZE"),
+])
+def test_a_size_too_large_for_run_names_where_it_was_set(
+        tmp_path: Path, args: List[str], env: Dict[str, str], named: str,
+        not_named: str) -> None:
+    ours = run(["-m", "bump_global", "run", *args, "-c", "print('ran')"], tmp_path,
+               clean_env(**env))
+    assert ours.returncode == 2 and ours.stdout == ""
+    (line,) = ours.stderr.splitlines()
+    assert f"({named})" in line and f"try a smaller size with {named}" in line, line
+    assert not_named not in line and "at most" in line, line
+
+
+def test_a_root_started_with_dash_m_keeps_the_module_in_its_command(tmp_path: Path) -> None:
+    """run -m PACKAGE: the JSON's argv and the text's label are the command as typed."""
+    package = tmp_path / "tool"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(textwrap.dedent("""\
+        import subprocess, sys
+        subprocess.run([sys.executable, "-c", "print('child')"], check=True)
+        print("tool", sys.argv[1:])
+    """))
+    out = tmp_path / "r.json"
+    ours = run(["-m", "bump_global", "run", "--report", "--json", str(out), "-m", "tool",
+                "--flag", "x"], tmp_path)
+    assert (ours.returncode, ours.stdout) == (0, "child\ntool ['--flag', 'x']\n"), ours.stderr
+    root, child = json.loads(out.read_text())["processes"]
+    assert root["argv"] == ["-m", "tool", "--flag", "x"]
+    # (3.9 has no sys.orig_argv: a spawned child knows only "-c" of its command)
+    assert child["argv"] == ["-c", "print('child')"] or (sys.version_info < (3, 10)
+                                                         and child["argv"] == ["-c"])
+    assert f"process {root['pid']} (root): -m tool --flag x" in ours.stderr, ours.stderr
+
+
+def test_the_processes_table_keeps_what_tells_long_commands_apart(tmp_path: Path) -> None:
+    """Children whose commands share a long prefix (scripts deep in one directory): each
+    line of the table keeps the head and the tail of its command (where they differ),
+    not one common prefix."""
+    deep = tmp_path.joinpath(*["a_rather_long_directory_name"] * 4)
+    deep.mkdir(parents=True)
+    for k in range(4):
+        (deep / f"child_{k}.py").write_text("print('child')\n")
+    script = tmp_path / "many.py"
+    script.write_text(textwrap.dedent(f"""\
+        import subprocess, sys
+        for k in range(4):
+            subprocess.run([sys.executable, {str(deep)!r} + f"/child_{{k}}.py", "--flag"],
+                           check=True)
+    """))
+    ours = run(["-m", "bump_global", "run", "--report", str(script)], tmp_path)
+    assert ours.returncode == 0, ours.stderr
+    table = ours.stderr.split("  processes ", 1)[1].split("  total ", 1)[0].splitlines()[1:]
+    children = [line for line in table if " spawn " in line]
+    assert len(children) == 4, ours.stderr
+    head = str(tmp_path)[:10]
+    commands = [line[line.index(head):] for line in children]  # the last column
+    assert len(set(commands)) == 4, commands  # told apart
+    for k, command in enumerate(commands):
+        assert "..." in command, command
+        assert command.endswith(f"child_{k}.py --flag"), command
+
+
+# ------------------------------------------------------------------ rows that read right
+
+
+def test_used_past_the_budget_says_it_is_the_emergency_reserve() -> None:
+    mib = 1 << 20
+    assert _report._used_cell(32 * mib, 64 * mib) == "32.0 MiB used (50.0%)"
+    cell = _report._used_cell(64 * mib + 100 * 1024, 64 * mib)
+    assert cell.startswith("64.1 MiB used (100.2%: 100.0 KiB beyond the budget, from the "
+                           "emergency reserve"), cell
+    assert "on_exhausted='error'" in cell
+
+
+def test_the_prefault_row_never_reads_as_a_size_larger_than_what_was_taken() -> None:
+    mib = 1 << 20
+    assert _report._prefault_cell(0, 10 * mib) == ""
+    assert _report._prefault_cell(10 * mib, 65 * mib).startswith("10.0 MiB faulted in ahead")
+    cell = _report._prefault_cell(123 * mib, 65 * mib)
+    assert cell.startswith("populate calls covered 123.0 MiB, more than the 65.0 MiB taken"), \
+        cell
+
+
+def test_a_full_region_reports_rows_within_the_region(tmp_path: Path) -> None:
+    """A 64 MiB region filled under on_exhausted="error": no row gives a size larger than
+    the region without saying what it is."""
+    out = tmp_path / "r.json"
+    ours = run(["-m", "bump_global", "run", "--size", "64M", "--on-exhausted", "error",
+                "--report", "--json", str(out), "-c", "x = [str(i) for i in range(10**7)]"],
+               tmp_path, timeout=60)
+    assert ours.returncode == 1 and "MemoryError" in ours.stderr
+    (root,) = json.loads(out.read_text())["processes"]
+    region = root["region"]
+    assert region["full"] and region["used"] <= region["reserved"] + (4 << 20)
+    rows = {line.split()[0]: line for line in ours.stderr.splitlines()
+            if line.startswith("  ") and line.split()}
+    used = _report._used_cell(region["used"], region["reserved"])
+    assert used in rows["region"]
+    prefaulted = root["counters"]["bytes_prefaulted"]
+    if "prefault" in rows:
+        assert rows["prefault"].split(None, 1)[1] == _report._prefault_cell(
+            prefaulted, region["consumed"])
+
+
+# ------------------------------------------------------------------ the smallest region
+
+
+@pytest.mark.parametrize("how", ["run", "env", "api"])
+def test_the_smallest_region_runs_a_program_its_report_and_its_timeline(
+        tmp_path: Path, how: str) -> None:
+    """MIN_SIZE under on_exhausted="error": the program, the report, the JSON and a
+    sampled timeline all fit (scripts/min_size.py measures what each way needs)."""
+    size = str(_config.MIN_SIZE)
+    if how == "run":
+        ours = run(["-m", "bump_global", "run", "--size", size, "--on-exhausted", "error",
+                    "--report", "--json", "r.json", "--sample", "10", "--timeline", "t.csv",
+                    "-c", "print(1)"], tmp_path)
+    elif how == "env":
+        ours = run(["-c", "print(1)"], tmp_path, clean_env(
+            BUMP_GLOBAL="1", BUMP_GLOBAL_SIZE=size, BUMP_GLOBAL_ON_EXHAUSTED="error",
+            BUMP_GLOBAL_REPORT="1", BUMP_GLOBAL_JSON="r.json"))
+    else:
+        ours = run(["-c", f"import bump_global; bump_global.install({size}, "
+                          "on_exhausted='error'); print(1); bump_global.report()"], tmp_path)
+    assert (ours.returncode, ours.stdout) == (0, "1\n"), ours.stderr
+    assert "Traceback" not in ours.stderr and "MemoryError" not in ours.stderr, ours.stderr
+    if how != "api":
+        assert "bump_global report" in ours.stderr
+        (root,) = json.loads((tmp_path / "r.json").read_text())["processes"]
+        assert root["config"]["size"] == _config.MIN_SIZE
+    if how == "run":
+        assert len((tmp_path / "t.csv").read_text().splitlines()) > 1
+
+
+@pytest.mark.parametrize("how", ["run", "env"])
+def test_one_byte_below_the_smallest_region_is_refused_in_one_line(
+        tmp_path: Path, how: str) -> None:
+    below = str(_config.MIN_SIZE - 1)
+    if how == "run":
+        ours = run(["-m", "bump_global", "run", "--size", below, "-c", "print('ran')"],
+                   tmp_path)
+        assert ours.returncode == 2 and ours.stdout == ""
+        named = f"--size '{below}'"
+    else:
+        ours = run(["-c", "print('ran')"], tmp_path,
+                   clean_env(BUMP_GLOBAL="1", BUMP_GLOBAL_SIZE=below))
+        assert (ours.returncode, ours.stdout) == (0, "ran\n")  # runs, not installed
+        named = f"BUMP_GLOBAL_SIZE='{below}'"
+    (line,) = ours.stderr.splitlines()
+    assert named in line and f"at least {_config.MIN_SIZE >> 20}M" in line, line
+    assert "cannot hold what the interpreter allocates after the install" in line, line

@@ -359,3 +359,16 @@ def test_a_stream_cut_short_is_read_up_to_its_last_whole_record() -> None:
     probability = 1 - 2.718281828459045 ** -2
     assert abs(nbytes - (1 << 20) / probability) < 1
     assert abs(allocations - 1 / probability) < 1e-9
+
+
+def test_the_command_lines_frames_are_left_out_and_its_loading_has_no_python_stack() -> None:
+    package = os.path.dirname(_sites.__file__)
+    program = ("main", "/src/app.py", 3)
+    runner = ("_exec_file", os.path.join(package, "_runner.py"), 130)
+    runpy = ("_run_code", "<frozen runpy>", 88)
+    # innermost first: the program's frame stays, the runner's below it go
+    assert _sites._without_the_tool((program, runner, runpy)) == (program,)
+    # a frame of ours called by the program is the program's business: it stays
+    assert _sites._without_the_tool((runner, program, runpy)) == (runner, program)
+    # reading and compiling the script: no Python frame, as under python itself
+    assert _sites._without_the_tool((runner, runner, runpy)) == ()

@@ -36,7 +36,7 @@ def test_fast_path_defaults_are_the_option_tables() -> None:
 
 
 def test_default_size_is_half_the_memory_limit() -> None:
-    assert _config.MIN_SIZE == 1 << 20 and _config.AUTO_SIZE_MAX == 1 << 40
+    assert _config.MIN_SIZE == 16 << 20 and _config.AUTO_SIZE_MAX == 1 << 40
     limit, _ = _config.memory_limit()
     assert limit is None or default_size()[0] == _config.auto_size(limit)
     assert _config.auto_size(1 << 10) == _config.MIN_SIZE

@@ -161,7 +161,7 @@ core_install(PyObject *self, PyObject *args)
     /* The reservation: the small area (with the emergency reserve), then the
      * large area. */
     unsigned long long span = 2 * size + EMERGENCY_RESERVE;
-    if (base == 0 || base % ALIGNMENT || size < GIL_CHUNK || size % ALIGNMENT ||
+    if (base == 0 || base % ALIGNMENT || size < MIN_SIZE || size % ALIGNMENT ||
         committed > span || base + span < base ||
         (committed < span && (commit_step == 0 || commit_step % ALIGNMENT)) ||
         (scope != SCOPE_OBJECTS && scope != SCOPE_PYTHON && scope != SCOPE_RAW) ||

@@ -104,6 +104,16 @@ mul_overflows(size_t nelem, size_t elsize, size_t *n)
 #define ROUND_UP(n, a) (((n) + ((a) - 1)) & ~((a) - 1))
 #define IS_ALIGNED(p) (((uintptr_t)(p) & (ALIGNMENT - 1)) == 0)
 #define GIL_CHUNK ((size_t)1 << 20)   /* granule the GIL arena takes from the cursor */
+/* The smallest region install() accepts, exported as _core.MIN_SIZE (bump_global/
+ * _config.py has the same value; tests/test_core_layout.py checks that they agree).
+ * Not one GIL_CHUNK: a region must hold what the interpreter allocates after the
+ * install -- the rest of its start-up and its shutdown, a session's files and
+ * recorder, and the report's own imports when bump_global.report() is first called
+ * -- or a program under on_exhausted="error" fails at once (1 MiB: "can't allocate
+ * lock" while bump-global run starts the program).  scripts/min_size.py measures it:
+ * 9 MiB at most (3.15, install() then report()), 3.75 MiB for the command line and
+ * BUMP_GLOBAL=1 (3.14); 16 MiB leaves room for the versions to come. */
+#define MIN_SIZE ((size_t)16 << 20)
 #define RAW_CHUNK ((size_t)64 << 10)  /* granule of the RAW arena */
 #define EMERGENCY_RESERVE ((uintptr_t)4 << 20)  /* beyond `size`, policy "error" */
 #define LARGE_MIN ((size_t)64 << 10)  /* MEM/OBJ blocks this large go to the large area */

@@ -57,7 +57,7 @@ PyInit__core(void)
         return NULL;
     }
     if (PyModule_AddIntConstant(m, "ALIGNMENT", (long)ALIGNMENT) < 0 ||
-        PyModule_AddIntConstant(m, "MIN_SIZE", (long)GIL_CHUNK) < 0 ||
+        PyModule_AddIntConstant(m, "MIN_SIZE", (long)MIN_SIZE) < 0 ||
         PyModule_AddIntConstant(m, "EMERGENCY_RESERVE", (long)EMERGENCY_RESERVE) < 0 ||
 #ifdef Py_GIL_DISABLED
         PyModule_AddIntConstant(m, "FREE_THREADED", 1) < 0
