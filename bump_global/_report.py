@@ -276,7 +276,7 @@ def snapshot_record(wall_time: float, pid: int, ppid: int, argv: List[str], role
 #: How a process ended, as a report says it (the record's ``exit``).
 ENDINGS = {
     "normal": "",
-    "os._exit": "ended by os._exit",
+    "os._exit": "ended by os._exit({status})",
     "signal": "ended by {signal}: figures of its end",
     "killed": "ended without a word (SIGKILL or a crash): figures of its last snapshot",
     "running": "still running when the program ended: figures so far",
@@ -343,8 +343,9 @@ def _plural(n: int, one: str, many: str) -> str:
 
 
 def _ending(record: Dict[str, Any]) -> str:
-    return ENDINGS.get(record["exit"], f"ended by {record['exit']}").format(
-        signal=record.get("signal", "a signal"))
+    text = ENDINGS.get(record["exit"], f"ended by {record['exit']}").format(
+        signal=record.get("signal", "a signal"), status=record.get("status", ""))
+    return text.replace("os._exit()", "os._exit")
 
 
 def _label(record: Dict[str, Any]) -> str:

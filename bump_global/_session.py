@@ -55,9 +55,9 @@ import signal
 import struct
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from bump_global._config import ReportOptions
+from bump_global._config import OPTIONS, ReportOptions
 from bump_global._errors import warn
 
 SESSION_VAR = "BUMP_GLOBAL_SESSION"
@@ -244,8 +244,8 @@ def _start_recorder() -> None:
     _me.files = []
     interval = _me.options.sample
     if native_unavailable() is None:
-        state = open(_path("state"), "wb")
-        timeline = open(_path("timeline"), "wb") if interval is not None else None
+        state = open(_path("state"), "wb", buffering=0)  # only its descriptor is used
+        timeline = open(_path("timeline"), "wb", buffering=0) if interval is not None else None
         _me.files = [f for f in (state, timeline) if f is not None]
         try:
             load_core().recorder_start(_me.session_t0, state.fileno(),
@@ -299,7 +299,7 @@ def _hook_exits() -> None:
 
 def _exit_with_record(status: int) -> None:
     """os._exit, after this process's record is written."""
-    finish("os._exit")
+    finish("os._exit", status)
     assert _real_exit is not None
     _real_exit(status)
 
@@ -331,11 +331,22 @@ def _after_fork() -> None:
 # ------------------------------------------------------------------ ending
 
 
-def finish(exit_kind: str = "normal") -> None:
-    """Write this process's record, and, if it collects, the report. Never raises."""
+def _interrupted() -> bool:
+    """True when the interpreter is ending on an unhandled KeyboardInterrupt (Ctrl-C):
+    CPython then dies of SIGINT once it has finalized, after the exit handlers."""
+    last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    return isinstance(last, KeyboardInterrupt)
+
+
+def finish(exit_kind: str = "normal", status: Optional[int] = None) -> None:
+    """Write this process's record, and, if it collects, the report. Never raises.
+    `status`: the status given to os._exit."""
     if _me.directory is None or _me.finished or os.getpid() != _me.pid:
         return
     _me.finished = True
+    signal_name = None
+    if exit_kind == "normal" and _interrupted():
+        exit_kind, signal_name = "signal", "SIGINT"
     from bump_global._api import guarded
 
     try:
@@ -346,6 +357,10 @@ def finish(exit_kind: str = "normal") -> None:
             record = _report.snapshot_record(
                 wall_time=time.perf_counter() - _me.t0, pid=_me.pid, ppid=_me.ppid,
                 argv=_me.argv, role=_me.role, exit=exit_kind, baseline=_me.baseline)
+            if signal_name is not None:
+                record["signal"] = signal_name
+            if status is not None:
+                record["status"] = status
             if _me.recorder:
                 load_core().recorder_stop()
             if _me.sampler is not None:
@@ -555,11 +570,41 @@ def discard(directory: str) -> None:
         os.environ.pop(SESSION_VAR, None)
 
 
+def _write_output(option: str, path: str, what: str, write: Callable[[IO[str]], None],
+                  say: Callable[[str], None]) -> bool:
+    """Write one output with `write` to `path` (the value of the session option
+    `option`); where that fails at the end of a run, into a file of the temporary
+    directory instead, so the figures are not lost, and one line says where.
+    True if `path` was written."""
+    import tempfile
+
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            write(out)
+        return True
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    spelled = "/".join((OPTIONS[option].flag, OPTIONS[option].env))
+    base, ext = os.path.splitext(os.path.basename(path))
+    try:
+        fd, rescue = tempfile.mkstemp(prefix=f"bump_global-{base or what}-", suffix=ext)
+        with open(fd, "w", encoding="utf-8", newline="") as out:
+            write(out)
+    except OSError as exc:
+        say(f"{spelled} {path!r}: cannot write the {what} there ({problem}), nor in "
+            f"the temporary directory ({exc.strerror or exc}): it is lost; give a path "
+            "in a directory that exists and is writable")
+    else:
+        say(f"{spelled} {path!r}: cannot write the {what} there ({problem}); it is in "
+            f"{rescue} instead")
+    return False
+
+
 def write_outputs(combined: Dict[str, Any], rows: Sequence[Tuple[Any, ...]],
                   processes: Dict[int, Tuple[str, str]], options: ReportOptions,
                   emit: Optional[Callable[[str], None]]) -> bool:
-    """Write the report's outputs; False if one of them could not be written (each
-    failure is one line)."""
+    """Write the report's outputs; False if one of them could not be written where
+    asked (each failure is one line, saying where it went instead)."""
     from bump_global import _report
 
     say = emit or warn
@@ -567,31 +612,30 @@ def write_outputs(combined: Dict[str, Any], rows: Sequence[Tuple[Any, ...]],
     if options.timeline is not None:
         from bump_global._timeline import write_rows
 
-        try:
-            with open(options.timeline, "w", encoding="utf-8", newline="") as out:
-                write_rows(out.write, rows, options.timeline.lower().endswith(".csv"),
-                           processes)
-        except OSError as exc:
-            say(f"cannot write the timeline to {options.timeline!r}: {exc}")
-            ok = False
+        csv = options.timeline.lower().endswith(".csv")
+        ok &= _write_output("timeline", options.timeline, "timeline",
+                            lambda out: write_rows(out.write, rows, csv, processes), say)
     if options.json is not None:
-        try:
-            with open(options.json, "w", encoding="utf-8") as out:
-                json.dump(combined, out, indent=2)
-                out.write("\n")
-        except OSError as exc:
-            say(f"cannot write the JSON report to {options.json!r}: {exc}")
-            ok = False
+        def write_json(out: IO[str]) -> None:
+            json.dump(combined, out, indent=2)
+            out.write("\n")
+
+        ok &= _write_output("json", options.json, "JSON report", write_json, say)
     if options.flamegraph is not None:
         from bump_global import _flamegraph
 
         try:
-            _flamegraph.write(_flamegraph.profiles_from_report(combined), options.flamegraph,
-                              notes=[f"{label}: no allocation sampled" for label in
-                                     _flamegraph.processes_without_samples(combined)])
-        except (OSError, ValueError) as exc:
-            say(f"cannot write the flame graph to {options.flamegraph!r}: {exc}")
+            profiles = _flamegraph.profiles_from_report(combined)
+            notes = [f"{label}: no allocation sampled"
+                     for label in _flamegraph.processes_without_samples(combined)]
+            text = _flamegraph.render(profiles, _flamegraph.format_for_path(options.flamegraph),
+                                      notes=notes)
+        except ValueError as exc:
+            say(f"cannot draw the flame graph: {exc}")
             ok = False
+        else:
+            ok &= _write_output("flamegraph", options.flamegraph, "flame graph",
+                                lambda out: out.write(text), say)
     if options.report:
         text = _report.format_session(combined)
         try:

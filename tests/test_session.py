@@ -373,7 +373,15 @@ def test_an_output_that_fails_at_the_end_is_one_line_and_a_failing_status(
     assert "bump_global report" in ours.stderr  # the text report is still there
     failures = [line for line in ours.stderr.splitlines() if "r.json" in line]
     assert len(failures) == 1 and failures[0].startswith(
-        f"bump-global: error: cannot write the JSON report to {str(gone / 'r.json')!r}"), failures
+        f"bump-global: error: --json/BUMP_GLOBAL_JSON {str(gone / 'r.json')!r}: cannot "
+        "write the JSON report there (No such file or directory); it is in "), failures
+    # the figures are not lost: the JSON is where the line says
+    rescued = Path(failures[0].rsplit(" it is in ", 1)[1].rsplit(" instead", 1)[0])
+    try:
+        data = json.loads(rescued.read_text())
+        assert data["schema"] == "bump_global.report/2" and data["processes"]
+    finally:
+        rescued.unlink()
 
 
 # ------------------------------------------------------------------ naming what was set
@@ -533,3 +541,29 @@ def test_one_byte_below_the_smallest_region_is_refused_in_one_line(
     (line,) = ours.stderr.splitlines()
     assert named in line and f"at least {_config.MIN_SIZE >> 20}M" in line, line
     assert "cannot hold what the interpreter allocates after the install" in line, line
+
+
+def test_every_output_that_fails_at_the_end_is_kept_in_the_temporary_directory(
+        tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = (f"import shutil; shutil.rmtree({str(gone)!r}); "
+            "data = [str(i) * 20 for i in range(200000)]")
+    ours = run(["-m", "bump_global", "run", "--sample", "5", "--timeline", str(gone / "t.csv"),
+                "--flamegraph", str(gone / "f.html"), "--json", str(gone / "r.json"),
+                "-c", code], tmp_path)
+    assert ours.returncode == 1, ours.stderr
+    lines = ours.stderr.splitlines()
+    assert len(lines) == 3, lines
+    rescued = {}
+    for line in lines:
+        flag = line.split()[2].split("/")[0]
+        rescued[flag] = Path(line.rsplit(" it is in ", 1)[1].rsplit(" instead", 1)[0])
+    try:
+        assert rescued["--timeline"].suffix == ".csv"
+        assert rescued["--timeline"].read_text().startswith("time_s,")
+        assert "<html" in rescued["--flamegraph"].read_text().lower()
+        assert json.loads(rescued["--json"].read_text())["processes"]
+    finally:
+        for path in rescued.values():
+            path.unlink()
