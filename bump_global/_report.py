@@ -172,20 +172,17 @@ def _prefault_cell(prefaulted: int, consumed: Optional[int]) -> str:
     """The prefault row's text ('' when nothing was faulted ahead).
 
     The counter (``bytes_prefaulted``, kept as it is in the JSON) adds up the
-    page-rounded ranges of the populate calls: the helper thread's window ahead of
-    each area's top, and each chunk the program populates itself while no core is
-    idle.  Near the end of the budget a chunk is a single block, so the same page is
-    populated, and counted, once per block: the sum can pass what the region handed
-    out, even its size.  No cap would be exact (the first 32 MiB are never faulted
-    ahead; a window may lie past what was taken), so past what was taken the row
-    says what the figure is and why it is larger, instead of reading as a size."""
+    page-rounded ranges populated ahead of use: by the helper thread, up to a window
+    ahead of each area's top, and by the program, each new chunk once (core/prefault.c).
+    A window may lie past what was taken, so in a small region the sum can pass it:
+    the row then says so, instead of reading as a size larger than the region's use."""
     if not prefaulted:
         return ""
     if consumed is None or prefaulted <= consumed:
         return f"{format_size(prefaulted)} faulted in ahead (helper thread or 1 MiB populates)"
-    return (f"populate calls covered {format_size(prefaulted)}, more than the "
-            f"{format_size(consumed)} taken: near a full region each block's page was "
-            "populated (and counted) again")
+    return (f"{format_size(prefaulted)} faulted in ahead, more than the "
+            f"{format_size(consumed)} taken: the helper thread's window ahead of the top "
+            "was not all used")
 
 
 def _numpy_row(figures: Dict[str, int]) -> str:

@@ -247,3 +247,32 @@ def test_prefault_off(py):
         print(bump_global.stats().bytes_prefaulted)
     """).stdout
     assert out.strip() == "0"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prefault is Linux only")
+def test_a_program_that_populates_near_a_full_region_populates_each_page_once(py):
+    """No core idle (one allowed core, and a process spinning on it): the program
+    populates each new chunk itself.  Filling a 64 MiB region to the last byte, the
+    chunks near its end are single blocks: each page is still populated, and counted,
+    once, so what was populated stays within what was taken and the window ahead."""
+    out = py("""
+        import bump_global, json, os, subprocess, sys
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            bump_global.install("64M")
+            items = []
+            while bump_global.stats().fallback_allocations == 0:
+                items.append(str(len(items)) * 4)
+            s = bump_global.stats()
+        finally:
+            spinner.kill()
+        print(json.dumps([s.bytes_prefaulted, s.consumed, s.reserved]))
+    """).stdout
+    prefaulted, consumed, reserved = json.loads(out)
+    mib = 1 << 20
+    assert consumed >= reserved - 2 * mib  # the region was full
+    # nothing is faulted ahead before 32 MiB were taken; the helper thread's window
+    # ahead of each of the two areas' tops is at most 8 MiB
+    assert 0 < prefaulted <= consumed - 32 * mib + 2 * 8 * mib, (prefaulted / mib,
+                                                                 consumed / mib)

@@ -50,6 +50,7 @@ static struct {
     uintptr_t busy;     /* atomic: 1 while no core is idle (the program populates) */
     uintptr_t since_check;  /* bytes the program populated since it last looked */
     uint64_t by_program;    /* atomic: bytes the program populated itself */
+    uintptr_t populated;    /* atomic: the program populated the small area up to here */
     uint64_t stopped_at;    /* prim_now_ns() of the last prefault_stop (under `lock`) */
     prim_thread_t thread;
     prim_lock_t lock;
@@ -212,10 +213,22 @@ chunk_taken(uintptr_t lo, uintptr_t hi)
     }
     int use_madvise = ATOMIC_LOAD(&prefault.use_madvise);
     if (use_madvise) {
-        lo &= ~(region.page - 1);
+        /* Chunks come from the cursor in address order, so a page below the
+         * high-water mark was populated already: near the end of the budget,
+         * where chunks are smaller than a page, each page is populated (and
+         * counted) once, not once per chunk.  The two arenas may race on the
+         * mark: the loser populates a page twice, harmlessly. */
+        uintptr_t done = ATOMIC_LOAD(&prefault.populated);
+        lo = lo & ~(region.page - 1);
+        lo = lo > done ? lo : done;
         hi = ROUND_UP(hi, region.page);
+        if (hi <= lo) {
+            return;
+        }
         prim_populate(lo, hi, &use_madvise);
         ATOMIC_ADD(&prefault.by_program, hi - lo);
+        while (done < hi && !ATOMIC_CAS(&prefault.populated, done, hi)) {
+        }
     }
 }
 
