@@ -372,3 +372,34 @@ def test_the_command_lines_frames_are_left_out_and_its_loading_has_no_python_sta
     assert _sites._without_the_tool((runner, program, runpy)) == (runner, program)
     # reading and compiling the script: no Python frame, as under python itself
     assert _sites._without_the_tool((runner, runner, runpy)) == ()
+
+
+FORKED_CHILD_FILES = """
+import json, os, sys
+import bump_global
+from bump_global import _sites
+
+bump_global.install("1G", sites=True, sites_rate="4K")
+keep = [str(i) * 10 for i in range(20000)]
+pid = os.fork()
+if pid == 0:
+    # the child's first descriptors are the numbers its parent's sites file had
+    path = sys.argv[1]
+    with open(path, "w") as out:
+        out.write("first\\n")
+        more = [bytes(100) * (i % 7) for i in range(50000)]   # many samples meanwhile
+        _sites.own_records()                                   # flushed
+        out.write("second\\n")
+    records = _sites.own_records()
+    os._exit(0 if records and _sites.parse(records).samples > 0 else 3)
+_, status = os.waitpid(pid, 0)
+print(json.dumps({"child": os.WEXITSTATUS(status),
+                  "parent": _sites.parse(_sites.own_records()).samples}))
+"""
+
+
+def test_a_forked_childs_samples_never_go_into_a_file_the_child_opened(tmp_path: Path) -> None:
+    path = tmp_path / "child.txt"
+    result = json.loads(run_python(FORKED_CHILD_FILES, args=[str(path)]).stdout)
+    assert result == {"child": 0, "parent": result["parent"]} and result["parent"] > 0
+    assert path.read_text() == "first\nsecond\n"  # nothing but what the child wrote
