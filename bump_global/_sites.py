@@ -59,14 +59,23 @@ def _core() -> Any:
 def _open(directory: Optional[str]) -> IO[bytes]:
     """A new file for this process's records, starting with MAGIC."""
     if directory is None:
-        import tempfile
-
-        out: IO[bytes] = tempfile.TemporaryFile(prefix="bump_global-sites-")
+        out = _anonymous_file()
     else:
         out = open(os.path.join(directory, f"{os.getpid()}.sites"), "w+b")
     out.write(MAGIC)
     out.flush()
     return out
+
+
+def _anonymous_file() -> IO[bytes]:
+    """A file with no name: memfd_create where there is one (Linux), which spares
+    each sampling process the import of tempfile (about 10 ms), else tempfile's."""
+    try:
+        return open(os.memfd_create("bump_global-sites", os.MFD_CLOEXEC), "w+b")
+    except (AttributeError, OSError):
+        import tempfile
+
+        return tempfile.TemporaryFile(prefix="bump_global-sites-")
 
 
 def start(rate: float, directory: Optional[str] = None) -> None:

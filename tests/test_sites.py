@@ -403,3 +403,18 @@ def test_a_forked_childs_samples_never_go_into_a_file_the_child_opened(tmp_path:
     result = json.loads(run_python(FORKED_CHILD_FILES, args=[str(path)]).stdout)
     assert result == {"child": 0, "parent": result["parent"]} and result["parent"] > 0
     assert path.read_text() == "first\nsecond\n"  # nothing but what the child wrote
+
+
+def test_the_records_file_without_a_session_is_anonymous_with_or_without_memfd(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*args: Any) -> int:
+        raise OSError(38, "Function not implemented")
+
+    for patch in (False, True):
+        if patch:  # a kernel or sandbox without memfd_create: tempfile's file instead
+            monkeypatch.setattr(os, "memfd_create", refused, raising=False)
+        with _sites._anonymous_file() as file:
+            file.write(b"records")
+            file.flush()
+            assert os.pread(file.fileno(), 7, 0) == b"records"
+            assert not os.path.exists(str(file.name))  # no name left in any directory
