@@ -123,8 +123,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="process-tree RSS sampling period (default 20)")
     parser.add_argument("--json", dest="json_out", type=Path, help="write everything here")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
-    parser.add_argument("--from-json", type=Path, metavar="FILE",
-                        help="run nothing: summarise FILE's raw runs again")
+    parser.add_argument("--from-json", type=Path, metavar="FILE", action="append",
+                        help="run nothing: summarise FILE's raw runs again (repeat: the "
+                             "parts of several runs, e.g. --parts main then --parts sweep)")
     ns = parser.parse_args(argv)
     if min(ns.rounds, ns.sweep_rounds) < 1 or min(ns.warmup, ns.sweep_warmup) < 0:
         parser.error("rounds must be 1 or more, warm-up rounds 0 or more")
@@ -183,6 +184,8 @@ def run_part(result: Dict[str, Any], name: str, runner: Runner, jobs: List[Any],
         "variants": [{"name": v.name, "what": v.what, "env": run_variables(v, libraries)}
                      for v in variants],
         "pairs": [list(p) for p in pairs], "probes": {}, "orders": [], "raw": [],
+        "run": {k: result.get(k) for k in ("command", "date", "versions", "python",
+                                           "machine")},
         "loadavg_start": loadavg(), "partial": True}
     for v in variants:
         part["probes"][v.name] = info = probe(runner, v)
@@ -199,12 +202,30 @@ def summarise_part(part: Dict[str, Any]) -> None:
     part["summary"] = pair_summary(part, [tuple(p) for p in part["pairs"]])
 
 
+def merge(results: Sequence[Dict[str, Any]], names: Sequence[str]) -> Dict[str, Any]:
+    """One result from the runs of several invocations: the first one's facts, every
+    invocation's parts (a later part of the same name replaces an earlier one), each
+    part with the command, date, commit and machine of the run that made it."""
+    for result, name in zip(results, names):
+        if result.get("schema") != SCHEMA:
+            raise SystemExit(f"{WHO}: {name} is not a {SCHEMA} file")
+    merged = dict(results[0], parts={}, notes=[])
+    for result in results:
+        for key, part in result["parts"].items():
+            part.setdefault("run", {k: result.get(k) for k in
+                                    ("command", "date", "versions", "python", "machine")})
+            merged["parts"][key] = part
+        merged["notes"] += [n for n in result.get("notes") or [] if n not in merged["notes"]]
+    if len(results) > 1:
+        merged["commands"] = [r["command"] for r in results]
+    return merged
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ns = parse_args(argv)
     if ns.from_json:
-        result = json.loads(ns.from_json.read_text())
-        if result.get("schema") != SCHEMA:
-            raise SystemExit(f"{WHO}: {ns.from_json} is not a {SCHEMA} file")
+        result = merge([json.loads(path.read_text()) for path in ns.from_json],
+                       [str(path) for path in ns.from_json])
         for part in result["parts"].values():
             summarise_part(part)
         write(result, ns)
@@ -389,7 +410,7 @@ def verdict(values: Sequence[Optional[float]]) -> str:
 
 def environment_lines(result: Dict[str, Any]) -> List[str]:
     m = result["machine"]
-    lines = ["```sh", result["command"], "```", "",
+    lines = ["```sh", *(result.get("commands") or [result["command"]]), "```", "",
              f"- Date: {result['date']}; Python {result['python']}; bump_global "
              f"{result['versions'].get('bump_global')} (commit "
              f"{result['versions'].get('commit')}); seed {result['settings']['seed']}.",
@@ -510,8 +531,9 @@ def sweep_tables(result: Dict[str, Any]) -> List[str]:
     lines = ["", "### The sites cost by mean rate", "",
              f"Programs: {', '.join(ws)}. CPU ratio of each sites variant to its "
              "configuration without sites, per round, as a change: median (min..max); the "
-             "samples per run (median) after the slash. Last rows: the geometric mean over "
-             "the programs (range of the per-round geometric means) and the targets.", ""]
+             "samples per run and the milliseconds spent aggregating them at exit (medians) "
+             "after the slashes. Last rows: the geometric mean over the programs (range of "
+             "the per-round geometric means) and the targets.", ""]
     header = ["configuration", "program"] + [f"{r}B" for r in rates]
     rows = []
     for base in bases:
@@ -521,7 +543,8 @@ def sweep_tables(result: Dict[str, Any]) -> List[str]:
                 variant = f"{base}-sites@{r}"
                 s = samples_stat(part, w, variant)
                 row.append(pct(cell(part, w, f"{variant}/{base}", "cpu"))
-                           + f" / {fmt(s.get('samples'), ',.0f')}")
+                           + f" / {fmt(s.get('samples'), ',.0f')}"
+                           + f" / {fmt(s.get('aggregate_ms'), '.0f')} ms")
             rows.append(row)
         rows.append([f"`{base}`", "**geometric mean**"]
                     + [geo_cell(part, f"{base}-sites@{r}/{base}", "cpu") for r in rates])
@@ -535,6 +558,25 @@ def sweep_tables(result: Dict[str, Any]) -> List[str]:
         for w in ws:
             rows.append([f"`{base}`", w] + [pct({"median": cell(
                 part, w, f"{base}-sites@{r}/{base}", "wall").get("median")}) for r in rates])
+    lines += table(header, rows, 2)
+    lines += ["", "The reading at exit alone: milliseconds spent aggregating the samples (median "
+              "per run) as a share of the median CPU time of the configuration without "
+              "sites; it has little noise, and grows as the rate gets finer:", ""]
+    rows = []
+    for base in bases:
+        shares: Dict[str, List[float]] = {r: [] for r in rates}
+        for w in ws:
+            cpu = median_of([r["user_s"] + r["sys_s"] for r in runs_of(part, w, base)])
+            row = [f"`{base}`", w]
+            for r in rates:
+                ms = samples_stat(part, w, f"{base}-sites@{r}").get("aggregate_ms")
+                share = ms / 1000 / cpu if ms is not None and cpu else None
+                if share is not None:
+                    shares[r].append(1 + share)
+                row.append("-" if share is None else f"{100 * share:.2f}%")
+            rows.append(row)
+        rows.append([f"`{base}`", "**geometric mean**"]
+                    + [f"{100 * ((geomean(shares[r]) or 1) - 1):.2f}%" for r in rates])
     lines += table(header, rows, 2)
     lost = {r: sum(samples_stat(part, w, f"{b}-sites@{r}").get("lost", 0)
                    for w in ws for b in bases) for r in rates}
