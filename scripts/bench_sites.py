@@ -3,14 +3,15 @@ same bump_global configuration without it and against what a user would otherwis
 for (memray, tracemalloc)?  And which default mean rate do the measurements support?
 The tables of docs/sites-overhead.md, in one command:
 
-    python scripts/bench_sites.py --seed 20260 --json docs/sites-overhead.json \\
-        --markdown docs/sites-overhead.md
+    python scripts/bench_sites.py --seed 20261 --sweep-rounds 7 \\
+        --json docs/sites-overhead.json --markdown docs/sites-overhead.md
 
     python scripts/bench_sites.py [--python PY] [--work DIR] [--no-install] [--seed N]
         [--parts main,sweep] [--rounds 5] [--warmup 1] [--programs a,b,...]
         [--peers memray,memray-py,tracemalloc] [--few PROGRAM:VARIANT,...] [--few-rounds 2]
         [--sweep-programs a,b,...] [--rates 64K,128K,...] [--sweep-configs bump,classes]
-        [--sweep-rounds 8] [--sweep-warmup 1] [--json FILE] [--markdown FILE]
+        [--sweep-rounds 8] [--sweep-warmup 1] [--no-harness-reading]
+        [--json FILE] [--markdown FILE]
     python scripts/bench_sites.py --from-json FILE [--json FILE] [--markdown FILE]
 
 Two parts, each its own shuffled rounds (docs/measuring.md, through scripts/harness/):
@@ -28,10 +29,12 @@ Two parts, each its own shuffled rounds (docs/measuring.md, through scripts/harn
 Every bump variant writes bump_global's JSON report at exit (``BUMP_GLOBAL_JSON``), and
 every process that samples reads and aggregates its own samples when it ends (the
 harness's ``HARNESS_SITES``: what a report of the sites does, and how the samples of a
-run are counted, forked workers included).  Every run's output is checked against
-pymalloc's of the same round.  With ``--markdown`` the generated tables replace what
-lies between the ``<!-- generated: begin -->`` and ``<!-- generated: end -->`` lines of
-the file (the prose around them is kept), or make the whole file if it has none.
+run are counted, forked workers included; ``--no-harness-reading`` turns it off once the
+report reads the samples itself, whose count then comes from the report).  Every run's
+output is checked against pymalloc's of the same round.  With ``--markdown`` the
+generated tables replace what lies between the ``<!-- generated: begin -->`` and
+``<!-- generated: end -->`` lines of the file (the prose around them is kept), or make
+the whole file if it has none.
 """
 
 from __future__ import annotations
@@ -119,6 +122,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="sweep: configurations, bump and/or classes (default both)")
     parser.add_argument("--sweep-rounds", type=int, default=8)
     parser.add_argument("--sweep-warmup", type=int, default=1)
+    parser.add_argument("--no-harness-reading", dest="harness_reading", action="store_false",
+                        help="no HARNESS_SITES: the processes do not read their samples at "
+                             "exit for the harness (when the report reads them itself)")
     parser.add_argument("--sample-ms", type=float, default=20.0,
                         help="process-tree RSS sampling period (default 20)")
     parser.add_argument("--json", dest="json_out", type=Path, help="write everything here")
@@ -252,7 +258,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     by_name = {j.name: j for j in jobs}
     libraries = find_preload_libraries()
     runner = Runner(setup.python, setup.work, libraries, {}, ns.sample_ms / 1000,
-                    report="env", sites=True)
+                    report="env", sites=ns.harness_reading)
     seed = ns.seed if ns.seed is not None else int(time.time()) % 100_000
     args = list(argv if argv is not None else sys.argv[1:])
     if ns.seed is None:
@@ -268,7 +274,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      "targets": {"geomean": TARGET_GEOMEAN, "any": TARGET_ANY}},
         "notes": notes, "parts": {}}
 
-    ns.work_folder = str(setup.work)
+    ns.scrubbed = [(str(setup.work), "<WORK>"), (setup.facts["stdlib"], "<STDLIB>")]
 
     def save() -> None:
         if ns.json_out:
@@ -629,10 +635,12 @@ def markdown(result: Dict[str, Any]) -> str:
 
 
 def scrub(text: str, ns: argparse.Namespace) -> str:
-    """`text` with the work folder (venv, inputs, runs) named ``<WORK>``: the files
-    are published, and the folder is this machine's business."""
-    work = getattr(ns, "work_folder", None)
-    return text.replace(work, "<WORK>") if work else text
+    """`text` with the work folder (venv, inputs, runs) named ``<WORK>`` and the
+    interpreter's standard library ``<STDLIB>``: the files are published, and the
+    folders are this machine's business."""
+    for folder, name in getattr(ns, "scrubbed", ()):
+        text = text.replace(folder, name)
+    return text
 
 
 def write(result: Dict[str, Any], ns: argparse.Namespace) -> None:
