@@ -16,7 +16,11 @@ Every run has a sitecustomize folder on its ``PYTHONPATH``: the GC peer's
 for the measurement scripts: ``HARNESS_COUNTERS=FILE`` writes the C core's
 counters at exit (``prefault_counts``, and ``recycle_counts`` in a build with
 ``experiments/recycle.patch``), ``HARNESS_FAST_EXIT=1`` ends the process at exit
-with ``os._exit(0)`` after flushing (what skipping the interpreter's teardown saves).
+with ``os._exit(0)`` after flushing (what skipping the interpreter's teardown saves),
+``HARNESS_SITES=DIR`` makes every process that samples allocation sites read and
+aggregate its own samples when it ends (at exit, or in ``os._exit``: forked workers)
+and write their count and the time that took to ``DIR/<pid>.json`` (what a report of
+the sites costs, and how many samples a run took).
 """
 
 from __future__ import annotations
@@ -60,6 +64,35 @@ if os.environ.get("HARNESS_COUNTERS"):
         with open(path, "w") as out:
             json.dump({n: list(getattr(core, n)()) for n in names if hasattr(core, n)}, out)
     atexit.register(_harness_counters)
+if os.environ.get("HARNESS_SITES"):
+    import atexit
+
+    def _harness_sites(kind="exit", folder=os.environ["HARNESS_SITES"], done=[]):
+        import sys, time
+        sites = sys.modules.get("bump_global._sites")
+        if done or sites is None or getattr(sites, "_output", None) is None:
+            return
+        done.append(kind)
+        t0 = time.perf_counter()
+        state = sites.state()
+        samples = sites.parse(sites.own_records() or b"")
+        info = {"pid": os.getpid(), "ppid": os.getppid(), "argv": sys.argv[:2], "end": kind,
+                "state": state, "samples": samples.samples,
+                "stacks": len(samples.stacks), "bytes": samples.bytes,
+                "allocations": samples.allocations, "rates": sorted(samples.rates)}
+        info["aggregate_s"] = time.perf_counter() - t0
+        import json
+        with open(os.path.join(folder, "%d.json" % os.getpid()), "w") as out:
+            json.dump(info, out)
+    atexit.register(_harness_sites)
+    _harness_real_exit = os._exit
+
+    def _harness_exit_sites(status, _real=_harness_real_exit):
+        try:
+            _harness_sites("os._exit")
+        finally:
+            _real(status)
+    os._exit = _harness_exit_sites
 if os.environ.get("HARNESS_FAST_EXIT") == "1":
     import atexit, sys
 
@@ -135,6 +168,7 @@ def read_report(path: Path) -> Optional[Dict[str, Any]]:
     total = data.get("total") or {}
     procs = data.get("processes") or []
     return {"schema": data.get("schema"), "used": total.get("used"),
+            "allocations": total.get("allocations"),
             "processes": total.get("processes"), "records": len(procs),
             "missing": len(data.get("missing") or []),
             "roles": sorted({p.get("role", "?") for p in procs}),
@@ -143,7 +177,37 @@ def read_report(path: Path) -> Optional[Dict[str, Any]]:
                                  for p in procs),
             "bytes_prefaulted": sum((p.get("counters") or {}).get("bytes_prefaulted", 0)
                                     for p in procs),
-            "peak_rss_max": total.get("peak_rss_max"), "peak_rss_sum": total.get("peak_rss_sum")}
+            "peak_rss_max": total.get("peak_rss_max"), "peak_rss_sum": total.get("peak_rss_sum"),
+            "sites_samples": (sum((p.get("sites") or {}).get("samples", 0) for p in procs)
+                              if any(p.get("sites") for p in procs) else None)}
+
+
+def read_sites(folder: Path) -> Dict[str, Any]:
+    """What the processes of one run wrote under ``HARNESS_SITES``: how many sampled,
+    their samples (taken by the C core, recorded, lost, read back from their files),
+    the estimated bytes and allocations, and the seconds spent reading them at exit.
+    (A process's C counts are read before its samples: ``recorded`` above ``samples``
+    means records written but not read back.  ``taken`` is not summed: a forked child
+    carries on its parent's sequence.)"""
+    procs = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            procs.append(json.loads(path.read_text()))
+        except ValueError:
+            continue
+    states = [p.get("state") or {} for p in procs]
+    return {"processes": len(procs),
+            "samples": sum(p.get("samples", 0) for p in procs),
+            "recorded": sum(s.get("recorded", 0) for s in states),
+            "lost": sum(s.get("lost", 0) for s in states),
+            "inside": sum(s.get("inside", 0) for s in states),
+            "stacks": sum(p.get("stacks", 0) for p in procs),
+            "bytes": sum(p.get("bytes", 0.0) for p in procs),
+            "allocations": sum(p.get("allocations", 0.0) for p in procs),
+            "aggregate_s": sum(p.get("aggregate_s", 0.0) for p in procs),
+            "rates": sorted({r for p in procs for r in p.get("rates", [])}),
+            "per_process": [{k: p.get(k) for k in ("pid", "ppid", "argv", "end", "samples")}
+                            for p in procs]}
 
 
 @dataclass
@@ -162,6 +226,9 @@ class Runner:
     #: --json, which takes the variant's options from the environment) or "none"
     report: str = "none"
     counters: bool = False  # HARNESS_COUNTERS: the core's counters at exit
+    #: HARNESS_SITES (bump variants): each process aggregates its allocation samples at
+    #: its end and writes their count (the record's ``sites``, see read_sites)
+    sites: bool = False
     fast_exit: bool = False  # HARNESS_FAST_EXIT: os._exit(0) at exit
     keep_runs: bool = False  # keep every run folder (default: only failed runs')
     #: called with (run folder, record) after each run, before its folder goes
@@ -194,6 +261,9 @@ class Runner:
             extra["BUMP_GLOBAL_JSON"] = str(run_dir / "report.json")
         if self.counters:
             extra["HARNESS_COUNTERS"] = str(run_dir / "counters.json")
+        if self.sites and variant.bump:
+            (run_dir / "sites").mkdir(exist_ok=True)
+            extra["HARNESS_SITES"] = str(run_dir / "sites")
         if self.fast_exit:
             extra["HARNESS_FAST_EXIT"] = "1"
         return extra
@@ -233,6 +303,8 @@ class Runner:
                    output_sha256=hashlib.sha256(compared.encode()).hexdigest())
         if variant.bump and self.report != "none":
             rec["report"] = read_report(run_dir / "report.json")
+        if self.sites and variant.bump:
+            rec["sites"] = read_sites(run_dir / "sites")
         if self.counters and (run_dir / "counters.json").exists():
             rec["counters"] = json.loads((run_dir / "counters.json").read_text())
         if self.inspect is not None:
@@ -254,14 +326,19 @@ def cpu(rec: Mapping[str, Any]) -> float:
 
 def run_rounds(runner: Runner, jobs: Sequence[Job], variants: Sequence[Variant], rounds: int,
                warmup: int, seed: int, result: Dict[str, Any],
-               after_round: Optional[Callable[[], None]] = None) -> None:
+               after_round: Optional[Callable[[], None]] = None,
+               skip: Optional[Callable[[str, str, int], bool]] = None) -> None:
     """Every round of the plan: each job under every variant in the round's shuffled
     order.  Appends each round's orders to ``result["orders"]`` and each run's record
     (with its round, position and the load average) to ``result["raw"]``; progress on
-    stderr, one line per run."""
+    stderr, one line per run.  ``skip(job, variant, round)`` True leaves that run out
+    (a run too slow to repeat every round); the others keep the seed's order."""
     by_job = {j.name: j for j in jobs}
     by_variant = {v.name: v for v in variants}
     plan = plan_rounds(list(by_job), list(by_variant), rounds, warmup, seed)
+    if skip is not None:
+        plan = [[t for t in turns if not skip(t.item, t.variant, t.round)] for turns in plan]
+        plan = [turns for turns in plan if turns]
     total = sum(len(turns) for turns in plan)
     done, t0 = 0, time.perf_counter()
     for turns in plan:

@@ -90,3 +90,51 @@ def summarise(result: Dict[str, Any]) -> Dict[str, Any]:
             fam[name] = entry
         families[family] = fam
     return {"cells": cells, "families": families}
+
+
+def pair_summary(result: Dict[str, Any], pairs: Sequence[Sequence[str]],
+                 metrics: Sequence[str] = ("cpu", "wall")) -> Dict[str, Any]:
+    """What one variant costs against another of the same rounds: for each
+    ``(variant, reference)`` of `pairs` (named ``"variant/reference"``), per workload
+    the median of the per-round ratios with their spread (rounds where both ran and
+    gave the reference's output), and across workloads the geometric mean of those
+    medians, and per round the geometric mean over the workloads that round (its
+    spread says how much the geometric mean itself moves between rounds).
+
+    A variant's cost is often measured against another variant than pymalloc (a
+    feature switched on in the same configuration), which :func:`summarise` does
+    not do."""
+    measured = [r for r in result["raw"] if r["round"] >= 0 and r["ok"]
+                and r.get("same_output", True)]
+    runs: Dict[Any, Dict[int, Dict[str, Any]]] = {}
+    for r in measured:
+        runs.setdefault((r["workload"], r["variant"]), {})[r["round"]] = r
+    workloads = [w["name"] for w in result["workloads"]]
+    cells: Dict[str, Dict[str, Any]] = {}
+    overall: Dict[str, Any] = {}
+    for variant, reference in pairs:
+        name = f"{variant}/{reference}"
+        per_metric: Dict[str, Any] = {}
+        for metric in metrics:
+            by_round: Dict[int, List[float]] = {}
+            medians = []
+            for w in workloads:
+                mine, ref = runs.get((w, variant)), runs.get((w, reference))
+                if not mine or not ref:
+                    continue
+                values = ratios(list(mine.values()), ref, metric)
+                stat = ratio_summary(values)
+                cells.setdefault(w, {}).setdefault(name, {})[metric] = stat
+                if stat["median"] is not None:
+                    medians.append(stat["median"])
+                for rnd in sorted(set(mine) & set(ref)):
+                    base = METRICS[metric](ref[rnd])
+                    if base > 0:
+                        by_round.setdefault(rnd, []).append(METRICS[metric](mine[rnd]) / base)
+            complete = [geomean(v) for v in by_round.values() if len(v) == len(medians)]
+            per_metric[metric] = {
+                "geomean": geomean(medians), "count": len(medians),
+                "min": min(medians, default=None), "max": max(medians, default=None),
+                "round_geomeans": ratio_summary([g for g in complete if g is not None])}
+        overall[name] = per_metric
+    return {"pairs": [f"{v}/{r}" for v, r in pairs], "cells": cells, "overall": overall}

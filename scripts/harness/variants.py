@@ -183,8 +183,9 @@ def select_variants(wanted: Optional[Sequence[Variant]], pyversion: Tuple[int, .
     left out (a missing library, a Python too old, a requirement `python` cannot
     import).  `wanted` None: the default set."""
     chosen_from = [v for v in VARIANTS if v.default] if wanted is None else list(wanted)
-    ref = next((v for v in chosen_from if v.name == reference),
-               next(v for v in VARIANTS if v.name == reference))
+    # (the default of next() is evaluated first: a reference given on the command line
+    # is in chosen_from, not in VARIANTS)
+    ref = next((v for v in [*chosen_from, *VARIANTS] if v.name == reference))
     chosen, notes = [ref], []
     for v in chosen_from:
         if v.name == reference:
