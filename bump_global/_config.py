@@ -423,7 +423,7 @@ INSTALL_OPTIONS = (
     Option("sites", "flag", False,
            "sample allocations by bytes and record the Python stack of each sample: the "
            "report's top allocation sites and the flame graph (docs/sites.md)"),
-    Option("sites_rate", "bytes", 512 << 10,
+    Option("sites_rate", "bytes", 256 << 10,
            "with sites: mean bytes between two samples (exponentially distributed)",
            metavar="BYTES"),
 )

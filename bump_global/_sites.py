@@ -219,11 +219,35 @@ def parse(data: bytes, first: int = 0, end: Optional[int] = None) -> Samples:
     if not data.startswith(MAGIC):
         return result
     locations = result.locations
+    # Samples of the same frames share one stack, named once: a location number
+    # means one location for the whole stream (its record comes before any use).
+    stacks: Dict[Tuple[bytes, int], Tuple[Location, ...]] = {}
     i = len(MAGIC)
     size = len(data)
+    unpack_sample, sample_size = _SAMPLE.unpack_from, _SAMPLE.size
+    add = result.add
     while i < size:
-        tag = data[i:i + 1]
-        if tag == b"L":
+        tag = data[i]
+        if tag == 0x53:  # "S", the most frequent
+            if i + sample_size > size:
+                break
+            _, flags, nframes, _, seq, nbytes, mean = unpack_sample(data, i)
+            j = i + sample_size
+            if j + 4 * nframes > size:
+                break
+            if first <= seq and (end is None or seq < end):
+                key = (data[j:j + 4 * nframes], flags & _TRUNCATED)
+                stack = stacks.get(key)
+                if stack is None:  # a stack met for the first time: name its frames
+                    ids = struct.unpack_from(f"={nframes}I", data, j)
+                    stack = _without_the_tool(tuple(locations.get(k, ("?", "", 0))
+                                                    for k in ids)) or (NO_STACK,)
+                    if flags & _TRUNCATED:
+                        stack = stack + (TRUNCATED,)
+                    stacks[key] = stack
+                add(stack, nbytes, mean, bool(flags & _GROWTH))
+            i = j + 4 * nframes
+        elif tag == 0x4C:  # "L"
             if i + _LOCATION.size > size:
                 break
             _, _, name_len, file_len, _, ident, line, first_line = _LOCATION.unpack_from(data, i)
@@ -234,21 +258,6 @@ def parse(data: bytes, first: int = 0, end: Optional[int] = None) -> Samples:
             path = data[j + name_len:j + name_len + file_len].decode("utf-8", "replace")
             locations[ident] = (name, path, line)
             i = j + name_len + file_len
-        elif tag == b"S":
-            if i + _SAMPLE.size > size:
-                break
-            _, flags, nframes, _, seq, nbytes, mean = _SAMPLE.unpack_from(data, i)
-            j = i + _SAMPLE.size
-            if j + 4 * nframes > size:
-                break
-            if first <= seq and (end is None or seq < end):
-                ids = struct.unpack_from(f"={nframes}I", data, j)
-                stack = _without_the_tool(tuple(locations.get(k, ("?", "", 0)) for k in ids))
-                stack = stack or (NO_STACK,)
-                if flags & _TRUNCATED:
-                    stack = stack + (TRUNCATED,)
-                result.add(stack, nbytes, mean, bool(flags & _GROWTH))
-            i = j + 4 * nframes
         else:
             break  # not a record: a damaged stream ends here
     return result

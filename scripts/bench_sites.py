@@ -10,7 +10,7 @@ The tables of docs/sites-overhead.md, in one command:
         [--parts main,sweep] [--rounds 5] [--warmup 1] [--programs a,b,...]
         [--peers memray,memray-py,tracemalloc] [--few PROGRAM:VARIANT,...] [--few-rounds 2]
         [--sweep-programs a,b,...] [--rates 64K,128K,...] [--sweep-configs bump,classes]
-        [--sweep-rounds 8] [--sweep-warmup 1] [--no-harness-reading]
+        [--sweep-rounds 8] [--sweep-warmup 1] [--harness-reading]
         [--json FILE] [--markdown FILE]
     python scripts/bench_sites.py --from-json FILE [--json FILE] [--markdown FILE]
 
@@ -26,11 +26,11 @@ Two parts, each its own shuffled rounds (docs/measuring.md, through scripts/harn
 - ``sweep``: fewer programs under ``bump`` and ``bump-classes`` with and without
   sites at each mean rate of ``--rates`` (``BUMP_GLOBAL_SITES_RATE``).
 
-Every bump variant writes bump_global's JSON report at exit (``BUMP_GLOBAL_JSON``), and
-every process that samples reads and aggregates its own samples when it ends (the
-harness's ``HARNESS_SITES``: what a report of the sites does, and how the samples of a
-run are counted, forked workers included; ``--no-harness-reading`` turns it off once the
-report reads the samples itself, whose count then comes from the report).  Every run's
+Every bump variant writes bump_global's JSON report at exit (``BUMP_GLOBAL_JSON``), which
+reads and aggregates each process's samples (the sites variants pay for that) and gives
+their count.  ``--harness-reading`` (the harness's ``HARNESS_SITES``) makes every process
+that samples read its own samples at exit instead, for an engine whose report does not
+(before the report had sites).  Every run's
 output is checked against pymalloc's of the same round.  With ``--markdown`` the
 generated tables replace what lies between the ``<!-- generated: begin -->`` and
 ``<!-- generated: end -->`` lines of the file (the prose around them is kept), or make
@@ -58,6 +58,7 @@ from harness.stats import geomean, pair_summary
 from harness.variants import BASE, VARIANTS, Variant, bump_env, run_variables, select_variants
 from harness.workloads import Workload
 
+from bump_global._config import OPTIONS
 from bump_global._launch import find_preload_libraries
 
 SCHEMA = "bump_global.bench_sites/1"
@@ -68,7 +69,7 @@ BEGIN, END = "<!-- generated: begin -->", "<!-- generated: end -->"
 PROGRAMS_DEFAULT = "pyflakes,pylint,docutils,json_tool,black,pytest_toolz"
 SWEEP_DEFAULT = "pyflakes,docutils,pytest_toolz"
 RATES_DEFAULT = "64K,128K,256K,512K,1M"
-DEFAULT_RATE = 512 << 10
+DEFAULT_RATE = OPTIONS["sites_rate"].default  # the option's default, from the one table
 #: The issue's targets for the sites cost (CPU, per-round ratio to the same
 #: configuration without sites): on the geometric mean, and on any one program.
 TARGET_GEOMEAN, TARGET_ANY = 1.02, 1.05
@@ -122,9 +123,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="sweep: configurations, bump and/or classes (default both)")
     parser.add_argument("--sweep-rounds", type=int, default=8)
     parser.add_argument("--sweep-warmup", type=int, default=1)
-    parser.add_argument("--no-harness-reading", dest="harness_reading", action="store_false",
-                        help="no HARNESS_SITES: the processes do not read their samples at "
-                             "exit for the harness (when the report reads them itself)")
+    parser.add_argument("--harness-reading", action="store_true",
+                        help="HARNESS_SITES: every sampling process also reads its samples at "
+                             "exit for the harness (for an engine whose report does not "
+                             "read them itself, as before the report had sites)")
     parser.add_argument("--sample-ms", type=float, default=20.0,
                         help="process-tree RSS sampling period (default 20)")
     parser.add_argument("--json", dest="json_out", type=Path, help="write everything here")
@@ -449,11 +451,16 @@ def environment_lines(result: Dict[str, Any]) -> List[str]:
     return lines
 
 
+def _rate_text(result: Dict[str, Any]) -> str:
+    """The default rate of the run (the runs before it was recorded: 512 KiB)."""
+    return f"{result.get('settings', {}).get('default_rate', 512 << 10) >> 10} KiB"
+
+
 def main_tables(result: Dict[str, Any]) -> List[str]:
     part = result["parts"]["main"]
     ws = [w["name"] for w in part["workloads"]]
     names = [v["name"] for v in part["variants"]]
-    lines = ["", "### The sites cost at the default rate (512 KiB)", "",
+    lines = ["", f"### The sites cost at the default rate ({_rate_text(result)})", "",
              "Per program, the median of the per-round ratios of the sites variant to the "
              "same configuration without sites (min..max over the rounds), as a change; "
              "CPU is user + system of the whole process tree. The last row: the geometric "
@@ -613,7 +620,8 @@ def accuracy_note(result: Dict[str, Any]) -> List[str]:
     return ["", "### What the default rate resolves", "",
             "A site holding a share p of a run's bytes gets about N*p of its N samples, and "
             "its estimate a relative standard error of about 1/sqrt(N*p) (small allocations; "
-            "an allocation larger than the rate is always sampled). Per program at 512 KiB "
+            "an allocation larger than the rate is always sampled). Per program at "
+            f"{_rate_text(result)} "
             "(`bump-sites`): samples of a site with 10% and with 1% of the bytes, and the "
             "standard error.", ""] + table(
         ["program", "samples", "site of 10%", "site of 1%"], rows)

@@ -276,7 +276,7 @@ def test_report_dict_schema_and_sample(py):
     assert after["config"] == {"scope": "python", "on_exhausted": "fallback",
                                "size": 256 << 20, "histogram": False, "prefault": True,
                                "huge_pages": False, "gc": "relaxed", "reclaim": "none",
-                               "numpy": False, "sites": False, "sites_rate": 512 << 10}
+                               "numpy": False, "sites": False, "sites_rate": 256 << 10}
     assert set(after["region"]) == {"base", "reserved", "address_space", "used", "consumed",
                                     "committed", "resident", "shared_budget"}
     assert after["region"]["shared_budget"] is None  # an explicit size is per process

@@ -287,7 +287,7 @@ def test_the_report_and_the_json_show_the_sites(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     (record,) = json.loads(out.read_text())["processes"]
     sites = record["sites"]
-    assert sites["rate"] == 512 << 10 and sites["samples"] > 20 and sites["lost"] == 0
+    assert sites["rate"] == 256 << 10 and sites["samples"] > 20 and sites["lost"] == 0
     assert set(sites) >= {"rate", "samples", "lost", "bytes", "allocations", "locations",
                           "stacks"}
     # stacks start at the program (the command line that runs it is left out)
@@ -299,7 +299,7 @@ def test_the_report_and_the_json_show_the_sites(tmp_path: Path) -> None:
     # the estimate is of the order of what the program handed out
     assert 0.5 < sites["bytes"] / record["region"]["used"] < 1.5
     # the text report: the sites row, then the top site with its caller
-    assert "samples, one every 512.0 KiB on average: estimates" in proc.stderr
+    assert "samples, one every 256.0 KiB on average: estimates" in proc.stderr
     assert "(app.py:2) <- load (app.py:2)" in proc.stderr or "load (app.py:2)" in proc.stderr
 
 

@@ -35,7 +35,7 @@
  * Lock: sites.lock, taken by sites_record, the flush, and the control calls;
  * never with an arena's lock held (samples are recorded after the arena's lock
  * is released), and it takes no other lock.  Cost: a stack walk and a table
- * lookup per frame, per sample (every `mean` bytes, 512 KiB by default).
+ * lookup per frame, per sample (every `mean` bytes, 256 KiB by default).
  */
 #define SITES_DEPTH 128                          /* frames kept per sample */
 #define SITES_BUF ((size_t)64 << 10)             /* buffered records */
