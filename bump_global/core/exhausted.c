@@ -25,26 +25,41 @@
  *      previous allocator serves it (counted as a fallback), up to
  *      UNWIND_ALLOWANCE bytes in all.  Larger requests get NULL, as in 1.
  *   4. When that is used up too, the process ends: one line on stderr saying
- *      so, then _Exit(EXHAUSTED_EXIT_STATUS).  A process that could be handed
- *      a MemoryError for every small request may instead never end (below).
+ *      so, then _Exit(EXHAUSTED_EXIT_STATUS).  So after the program's
+ *      MemoryError no request the reserve could serve ever fails again.
  *
- * Why the unwinding must not see a second MemoryError (CPython 3.9 to 3.15).
- * threading.Thread.start() waits for the new thread's _started event with no
- * timeout; the new thread sets it in _bootstrap_inner() only after
- * _set_ident() and _set_native_id() (3.14+: _set_os_name()), which allocate
- * (an int, a str).  A MemoryError there kills the new thread before it sets
- * the event (its `finally: _delete()` then fails with KeyError), and the
- * parent sleeps in Condition.wait() forever.  Before this policy, the first
- * failure of a request of at most EMERGENCY_RESERVE bytes released the
- * reserve but still returned NULL: after a program's MemoryError from a list
- * growing by more than that (no release), the first small failure landed
- * wherever the handler happened to be -- in print() (the traceback is then
- * lost: "lost sys.stderr", status 120) or in the thread just started (the
- * hang).  And the reserve was too small to unwind on newer versions: printing
- * one uncaught traceback imports `traceback` and what it needs (10 MiB of
- * bump allocations on 3.14, 20 MiB on 3.15: re, enum, dataclasses, ...), so
- * failures followed inside the import, where each one is another MemoryError
- * for CPython to report.  Step 3 serves all of that; step 4 bounds it.
+ * Why the unwinding must never see a second MemoryError: CPython has places
+ * that, once every allocation fails, loop or wait forever.
+ *   - The spin (3.11 to 3.13; 100% CPU in our allocation path).  The eval
+ *     loop's exception_unwind (Python/ceval.c), entering an except/finally
+ *     handler that needs the frame's last instruction, pushes it as an int:
+ *     PyLong_FromLong(lasti), an allocation past the small-int cache (256).
+ *     If that fails it does `goto exception_unwind`, finds the same handler,
+ *     and allocates again, forever.  On 3.13 printing an uncaught exception
+ *     imports `traceback` (_PyErr_Display -> PyImport_ImportModule); when
+ *     memory runs out inside that module's execution, the unwinding passes
+ *     importlib's _load_unlocked, whose `except:` handler is at offset 368:
+ *     the stack seen was arena_bump_cold under _PyErr_Display ->
+ *     import_find_and_load.  (Plain CPython does the same under
+ *     _testcapi.set_nomemory.)  With the old policy that happened once the
+ *     4 MiB reserve was used up -- as printing one traceback alone does on
+ *     3.14 and 3.15: 10 and 20 MiB of bump allocations for the traceback
+ *     module and what it imports (re, enum, dataclasses, ...).
+ *   - The hang (3.9 to 3.15; asleep).  threading.Thread.start() waits for the
+ *     new thread's _started event with no timeout; the new thread sets it in
+ *     _bootstrap_inner() only after _set_ident() and _set_native_id() (3.14+:
+ *     _set_os_name()), which allocate.  A MemoryError there kills the thread
+ *     before it sets the event (its `finally: _delete()` then fails with
+ *     KeyError) and the parent sleeps in Condition.wait() forever.  With the
+ *     old policy (the reserve released only by a failed request of at most
+ *     4 MiB, and that request failing anyway) a program whose MemoryError
+ *     came from a list growing by more than 4 MiB got its next small failure
+ *     wherever its handler was: in the thread it had just started (the hang),
+ *     or in print() ("lost sys.stderr", exit status 120).
+ * The first MemoryError itself still lands wherever the region fills: a
+ * thread started at that very moment can die of it before it says it
+ * started, and Thread.start() then waits forever -- CPython's to fix; the
+ * allocator cannot tell that request from any other.
  *
  * UNWIND_ROOM is UNWIND_ALLOWANCE: a region with that much room left can
  * serve the unwinding itself, so a failure there is the program's own big
