@@ -40,8 +40,8 @@
  *     memory runs out inside that module's execution, the unwinding passes
  *     importlib's _load_unlocked, whose `except:` handler is at offset 368:
  *     the stack seen was arena_bump_cold under _PyErr_Display ->
- *     import_find_and_load.  (Plain CPython does the same under
- *     _testcapi.set_nomemory.)  With the old policy that happened once the
+ *     import_find_and_load.  (Plain 3.13 does the same under
+ *     _testcapi.set_nomemory; 3.14 and 3.15 did not.)  With the old policy that happened once the
  *     4 MiB reserve was used up -- as printing one traceback alone does on
  *     3.14 and 3.15: 10 and 20 MiB of bump allocations for the traceback
  *     module and what it imports (re, enum, dataclasses, ...).
