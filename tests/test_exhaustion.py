@@ -98,6 +98,13 @@ HANDLERS: Dict[str, Handler] = {
         import bump_global
         print("the region was full" in bump_global.report())
         sys.exit(7)""", 7, stdout="True\n"),
+    # One buffer grown without end: past what the reserve could serve, its growth is a
+    # request of the program's own that fails (MemoryError), not the unwinding's.
+    "grow": Handler("""\
+        chunk = bytes(4096)
+        grown = bytearray()
+        while True:
+            grown += chunk""", 1, stderr=["grown += chunk", "MemoryError"]),
     "child": Handler("""\
         import subprocess
         subprocess.run([sys.executable, "-c", "print('child ran')"], check=True)
@@ -199,14 +206,30 @@ def test_a_thread_started_once_a_large_request_failed_runs(tmp_path: Path, room:
     assert (proc.returncode, proc.stdout) == (6, "thread ran\n"), proc.stderr[-3000:]
 
 
-@pytest.mark.parametrize("how", ["cli", "env"])
-def test_a_handler_that_never_stops_allocating_ends_with_one_line(tmp_path: Path,
-                                                                  how: str) -> None:
-    script = tmp_path / "greedy.py"
-    script.write_text(program("small", """\
+GREEDY = {
+    # New objects, each a request of its own.
+    "objects": """\
         more = []
         while True:
-            more.append(str(len(more)))"""))
+            more.append(str(len(more)))""",
+    # Buffers of up to 2 MiB, each grown by reallocs.
+    "buffers": """\
+        chunk = bytes(4096)
+        kept = []
+        while True:
+            grown = bytearray()
+            while len(grown) < 2 << 20:
+                grown += chunk
+            kept.append(grown)""",
+}
+
+
+@pytest.mark.parametrize("how", ["cli", "env"])
+@pytest.mark.parametrize("greed", list(GREEDY))
+def test_a_handler_that_never_stops_allocating_ends_with_one_line(tmp_path: Path, greed: str,
+                                                                  how: str) -> None:
+    script = tmp_path / "greedy.py"
+    script.write_text(program("small", GREEDY[greed]))
     proc = run(how, script)
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.startswith("bump_global:")]

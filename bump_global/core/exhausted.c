@@ -23,7 +23,8 @@
  *   3. While unwinding, a request the reserve could serve (at most
  *      EMERGENCY_RESERVE bytes) that no longer fits is never refused: the
  *      previous allocator serves it (counted as a fallback), up to
- *      UNWIND_ALLOWANCE bytes in all.  Larger requests get NULL, as in 1.
+ *      UNWIND_ALLOWANCE bytes in all; so do reallocs of its blocks, charged
+ *      the same way (unwind_may_realloc).  Larger requests get NULL, as in 1.
  *   4. When that is used up too, the process ends: one line on stderr saying
  *      so, then _Exit(EXHAUSTED_EXIT_STATUS).  So after the program's
  *      MemoryError no request the reserve could serve ever fails again.
@@ -212,6 +213,29 @@ exhausted(const domain_t *d, size_t nelem, size_t elsize, int zero)
     }
     COUNT(d, failed_allocations, 1);
     return NULL;
+}
+
+/* Step 3 for a fallback block being reallocated (hooks.c, realloc_foreign):
+ * while unwinding, and not guarded, the previous allocator's realloc is taken
+ * from the allowance like a new request of n bytes, so a buffer the handler
+ * grows cannot escape it.  1: go ahead; 0: refused, counted (larger than the
+ * reserve could serve: the caller returns NULL); the process ends when the
+ * allowance is used up (step 4). */
+static int
+unwind_may_realloc(const domain_t *d, size_t n)
+{
+    if (region.on_exhausted != ON_EXHAUSTED_ERROR || ATOMIC_LOAD(&report_guard) ||
+        ATOMIC_LOAD(&region.budget) == region.size) {
+        return 1;
+    }
+    if (n > EMERGENCY_RESERVE) {
+        COUNT(d, failed_allocations, 1);
+        return 0;
+    }
+    if (!unwind_take(n)) {
+        exhausted_exit(n);
+    }
+    return 1;
 }
 
 /* report_guard(on) -> the previous state. */
