@@ -273,6 +273,9 @@ def bad_inputs(tmp_path: Path) -> Path:
     (tmp_path / "empty_dir").mkdir()
     (tmp_path / "blob.bin").write_bytes(bytes(range(256)) * 4)
     write(tmp_path / "ok.py", "print('must not run')\n")
+    # A package without __main__ of our own: the standard library's change (3.14 gave
+    # json one).
+    write(tmp_path / "plainpkg" / "__init__.py", "")
     return tmp_path
 
 
@@ -285,7 +288,7 @@ def bad_inputs(tmp_path: Path) -> Path:
     (["run", "empty_dir"], "directory without __main__.py"),
     (["run", "blob.bin"], "not a Python script"),
     (["run", "-m", "no_such_module_anywhere"], "no module named"),
-    (["run", "-m", "json"], "package without a __main__"),
+    (["run", "-m", "plainpkg"], "package without a __main__"),
     (["run", "-m"], "-m MODULE"),
     (["run", "--sample", "10", "ok.py"], "--timeline"),
     (["run", "--timeline", "t.csv", "ok.py"], "--sample"),

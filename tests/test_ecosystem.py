@@ -195,12 +195,21 @@ def test_msgpack_round_trips():
 import bump_global, json
 bump_global.install("2G")
 """ + MSGPACK + """
-s0 = bump_global.stats()
 ok = msgpack_work()
+# What msgpack's C code builds comes from the region: the packed bytes (its Packer's
+# buffer), and the containers, strings and bytes its Unpacker makes.
+data = {"list": list(range(1000)), "text": "x" * 5000, "blob": bytes(range(256)) * 40,
+        "nested": [{"k": str(j)} for j in range(100)]}
+s0 = bump_global.stats()
+packed = [msgpack.packb(data, use_bin_type=True) for _ in range(200)]
+back = msgpack.unpackb(packed[-1], raw=False)
 s1 = bump_global.stats()
-print(json.dumps([ok, s1.allocations - s0.allocations > 100000]))
+made = [packed[0], back, back["list"], back["text"], back["blob"], back["nested"],
+        back["nested"][-1], back["nested"][-1]["k"]]
+print(json.dumps([ok, back == data, all(s1.contains(id(obj)) for obj in made),
+                  s1.used - s0.used >= sum(len(p) for p in packed)]))
 """, timeout=300).stdout
-    assert json.loads(out) == [True, True]
+    assert json.loads(out) == [True, True, True, True]
 
 
 @needs_lxml

@@ -315,17 +315,20 @@ def test_region_outlives_interpreter_shutdown(py):
 def test_gc_policy(py, policy, expected):
     out = py(f"""
         import bump_global, gc, json
+        from bump_global._gc import collector_is_incremental, relaxed_thresholds
         before = gc.get_threshold()
+        relaxed = relaxed_thresholds(before, collector_is_incremental(gc))
         bump_global.install("256M", gc={policy!r})
         print(json.dumps([before, gc.get_threshold(), gc.isenabled(), bump_global.stats().gc,
-                          bump_global.report_dict()["config"]["gc"]]))
+                          bump_global.report_dict()["config"]["gc"], relaxed]))
     """).stdout
-    before, after, enabled, name, reported = json.loads(out)
+    before, after, enabled, name, reported, relaxed = json.loads(out)
     assert name == reported == policy
     if expected == "same":
         assert after == before and enabled
     elif expected == "x10":
-        assert after == [before[0] * 10, before[1], before[2] * 10] and enabled
+        # tests/test_gc_policy.py checks what the relaxed thresholds are on each collector.
+        assert after == relaxed and after[0] == before[0] * 10 and enabled
     else:
         assert not enabled
 

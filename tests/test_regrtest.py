@@ -51,7 +51,12 @@ def available(names):
 @pytest.mark.parametrize("reclaim, sample", [("none", SAMPLE), ("classes", CLASSES_SAMPLE)])
 def test_cpython_regression_sample_passes_under_bump(py, reclaim, sample):
     tests = available(sample)
-    assert len(tests) >= len(sample) - 2
+    if len(tests) < len(sample) - 2:
+        # Debian (and others) ship CPython's test_* modules apart from the test package
+        # (python3.X's libpython3.X-testsuite): without them there is nothing to run.
+        pytest.skip(f"{len(sample) - len(tests)} of the {len(sample)} sampled test modules of "
+                    f"CPython are not installed (missing: {sorted(set(sample) - set(tests))}); "
+                    "install CPython's test suite (Debian: libpython3.X-testsuite)")
     ignores = [arg for name, on in EXCLUDED.items() if on for arg in ("-i", name)]
     proc = py(RUNNER, args=[reclaim, "-q", *ignores, *tests], timeout=900, check=False)
     output = proc.stdout + proc.stderr

@@ -176,7 +176,8 @@ realloc_foreign(const domain_t *d, void *p, size_t n)
     else {
         COUNT(d, foreign_reallocs, 1);
     }
-    void *q = d->prev->realloc(d->prev->ctx, p, n);
+    void *q = tracked && !unwind_may_realloc(d, n) ? NULL  /* exhausted.c, step 3 */
+                                                   : d->prev->realloc(d->prev->ctx, p, n);
     if (tracked && !fallback_add(q != NULL ? q : p)) {
         COUNT(d, fallback_untracked, 1);
     }
