@@ -390,7 +390,8 @@ RECLAIM = {
 #: on_exhausted policy name -> (code shared with the C core, description).
 ON_EXHAUSTED = {
     "fallback": (1, "the previous allocator serves the request; the program keeps running"),
-    "error": (2, "the allocation fails and Python raises MemoryError"),
+    "error": (2, "the allocation fails and Python raises MemoryError, once: the unwinding "
+                 "after it is served by the previous allocator, up to 64 MiB"),
 }
 
 #: What install() takes, in the order of Config's fields.

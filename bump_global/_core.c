@@ -82,11 +82,15 @@
  * forward them correctly, and counted apart from those of blocks from before
  * the install (a set of live fallback blocks, core/fallback.c).  While the
  * report guard is on (report_guard(True)), every policy falls back, so a
- * report can still run in a full region.  Policy "error": NULL, and CPython raises MemoryError.
- * Since frees give nothing back, a program whose region is full could not even
- * build the traceback; so under "error" the first failure for lack of room
- * releases an emergency reserve of EMERGENCY_RESERVE bytes beyond `size` (room
- * the small area keeps for it) for the unwinding that follows.
+ * report can still run in a full region.  Policy "error": the first request
+ * that fails because the region is full returns NULL -- the program's
+ * MemoryError, whatever its size -- and releases an emergency reserve of
+ * EMERGENCY_RESERVE bytes beyond `size` (room the small area keeps for it) for
+ * the unwinding that follows.  After that no request the reserve could serve
+ * fails: the previous allocator serves it, up to an allowance, and past that
+ * the process ends with one line.  A second MemoryError inside the unwinding
+ * is one CPython does not always survive: core/exhausted.c says where it loops
+ * or waits forever.
  *
  * Reclaim (opt-in, MEM/OBJ only; RAW never reclaims).  The default, "none",
  * is the mission: free gives nothing back.  Two other policies trade that for
