@@ -11,6 +11,8 @@ independently.
 
 import importlib.util
 import json
+import os
+import sys
 
 import pytest
 from conftest import run_python
@@ -47,8 +49,21 @@ print(json.dumps([ok, s.allocations > 50000, s.foreign_frees >= 2000]))
 """
 
 
-@pytest.mark.parametrize("pythonmalloc", ["debug", "malloc", "pymalloc", "pymalloc_debug",
-                                          "malloc_debug"])
+def _has_mimalloc() -> bool:
+    """CPython 3.13+ may be built with its own mimalloc (PYTHONMALLOC=mimalloc)."""
+    import subprocess
+
+    probe = subprocess.run([sys.executable, "-c", "pass"], capture_output=True,
+                           env={**os.environ, "PYTHONMALLOC": "mimalloc"})
+    return probe.returncode == 0
+
+
+@pytest.mark.parametrize("pythonmalloc", [
+    "debug", "malloc", "pymalloc", "pymalloc_debug", "malloc_debug",
+    pytest.param("mimalloc", marks=pytest.mark.skipif(
+        sys.version_info < (3, 13) or not _has_mimalloc(),
+        reason="PYTHONMALLOC=mimalloc needs CPython 3.13+ built with mimalloc")),
+])
 def test_on_top_of_pythonmalloc(py, pythonmalloc):
     proc = py(WORKLOAD, env={"PYTHONMALLOC": pythonmalloc})
     assert json.loads(proc.stdout) == [True, True, True]
