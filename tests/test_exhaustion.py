@@ -172,12 +172,13 @@ TIGHT = """\
 import sys, threading
 from bump_global import _core
 room = int(sys.argv[1])
-size = _core.config()[1]
+size = _core.config()["size"]
+CONSUMED = _core.STATS_FIELDS.index("consumed")  # what both areas took
 keep = []
 try:
-    while _core.stats()[3] < size - room - (1 << 20):  # consumed: what both areas took
+    while _core.stats()[CONSUMED] < size - room - (1 << 20):
         keep.extend(str(i) for i in range(len(keep), len(keep) + 2000))
-    while _core.stats()[3] < size - room:
+    while _core.stats()[CONSUMED] < size - room:
         keep.append(str(len(keep)))
     big = bytearray(8 << 20)   # megabytes: it fails, with `room` bytes left for small ones
 except MemoryError:
